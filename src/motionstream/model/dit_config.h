@@ -1,0 +1,57 @@
+// DitConfig: the shape of a Wan2.1-layout diffusion transformer, and the named presets.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace ms {
+
+struct DitConfig {
+  std::string name = "custom";
+  // Input channels, concatenated in this order before the patch embedding:
+  //   noisy latent (latent_channels) | I2V condition: first-frame mask (4) + first-frame latent (latent_channels)
+  //   | track features (track_channels, produced by the track head from the ID-embedding raster).
+  int64_t latent_channels = 16;
+  bool image_condition = false;   // Wan I2V convention: +4 mask +latent_channels image-latent channels
+  int64_t track_channels = 0;     // 0: no track head (plain Wan layout)
+  int64_t track_id_dim = 64;      // width of the per-track sinusoidal ID embedding
+  int64_t dim = 1536;
+  int64_t ffn_dim = 8960;
+  int64_t freq_dim = 256;         // sinusoidal timestep embedding width
+  int64_t text_dim = 4096;
+  int64_t text_len = 512;
+  int64_t num_heads = 12;
+  int64_t num_layers = 30;
+  double eps = 1e-6;
+  // Patch size over (t, h, w); Wan uses (1, 2, 2) and so does all of this code.
+  int64_t patch_t = 1, patch_h = 2, patch_w = 2;
+
+  int64_t head_dim() const { return dim / num_heads; }
+  int64_t in_channels() const {
+    return latent_channels + (image_condition ? 4 + latent_channels : 0) + track_channels;
+  }
+  int64_t out_features() const { return latent_channels * patch_t * patch_h * patch_w; }
+  // Channels of the packed track raster fed to the track head: 4 pixel frames per latent frame.
+  int64_t packed_track_channels() const { return 4 * track_id_dim; }
+
+  // Every parameter tensor in Wan2.1 state-dict naming, with its shape, in registration order.
+  // Computed from the numbers above alone: nothing is allocated.
+  std::vector<std::pair<std::string, std::vector<int64_t>>> parameter_shapes() const;
+  int64_t parameter_count() const;
+
+  void validate() const;  // throws std::invalid_argument naming the field and value
+};
+
+// Presets: "wan-1.3b" (Wan2.1 1.3B T2V layout), "wan-1.3b-i2v", "wan-1.3b-motion" (I2V + 16 track channels),
+// "cpu-small" (the CPU streaming benchmark model), "tiny" (unit tests).
+DitConfig dit_preset(const std::string& name);
+std::vector<std::string> dit_preset_names();
+
+void to_json(nlohmann::json& j, const DitConfig& c);
+void from_json(const nlohmann::json& j, DitConfig& c);  // unknown keys are refused by name
+
+}  // namespace ms

@@ -1,0 +1,45 @@
+// Helpers shared by the tests.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+
+#include "motionstream/model/dit.h"
+
+namespace ms::test {
+
+// Every parameter random, including the head and the track-channel patch weights that training starts at zero,
+// so that every input path visibly moves the output.
+inline void randomize(WanDiT& model, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto gen = at::detail::createCPUGenerator(seed);
+  for (auto& item : model->named_parameters()) {
+    auto& p = item.value();
+    const std::string& name = item.key();
+    if (name.find("norm") != std::string::npos) {
+      p.copy_(at::empty(p.sizes()).normal_(1.0, 0.1, gen));
+    } else if (p.dim() >= 2 && name.find("modulation") == std::string::npos) {
+      const double fan_in = static_cast<double>(p.numel() / p.size(0));
+      p.copy_(at::empty(p.sizes()).uniform_(-1.0, 1.0, gen) * std::sqrt(3.0 / fan_in));
+    } else {
+      p.copy_(at::empty(p.sizes()).normal_(0.0, 0.1, gen));
+    }
+  }
+}
+
+inline std::filesystem::path temp_dir(const std::string& name) {
+  const char* root = std::getenv("MS_TEST_TMP");
+  auto dir = std::filesystem::path(root ? root : std::filesystem::temp_directory_path().string()) / name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+}  // namespace ms::test
