@@ -1,1 +1,102 @@
-int main() { return 0; }
+// motionstream: the command-line front end of the library.
+//   motionstream info [--preset NAME]                 a model preset: config, tensor and parameter counts
+//   motionstream inspect FILE [--preset NAME] [--prefix P]
+//                                                     tensors of a safetensors file; with --preset, which tensors
+//                                                     are missing, unexpected or of the wrong shape for that model
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <iostream>
+#include <map>
+
+#include "motionstream/io/safetensors.h"
+#include "motionstream/model/dit_config.h"
+#include "motionstream/util/cli_args.h"
+
+using namespace ms;
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+int info(int argc, char** argv) {
+  CliArgs args(argc, argv, 2, {"preset"});
+  std::vector<std::string> names = args.has("preset") ? std::vector<std::string>{args.str("preset", "")}
+                                                      : dit_preset_names();
+  for (const auto& name : names) {
+    const DitConfig c = dit_preset(name);
+    nlohmann::json j = c;
+    j["tensors"] = c.parameter_shapes().size();
+    j["parameters"] = c.parameter_count();
+    j["in_channels"] = c.in_channels();
+    std::cout << j.dump() << "\n";
+  }
+  return 0;
+}
+
+int inspect(int argc, char** argv) {
+  CliArgs args(argc, argv, 2, {"preset", "prefix"});
+  if (args.positional().size() != 1) throw std::invalid_argument("usage: motionstream inspect FILE [--preset NAME]");
+  io::SafetensorsFile file(args.positional()[0]);
+  int64_t total = 0;
+  std::map<std::string, std::vector<int64_t>> stored;
+  const std::string prefix = args.str("prefix", "");
+  for (const auto& t : file.tensors()) {
+    std::printf("%-60s %-5s %s\n", t.name.c_str(), io::dtype_name(t.dtype), shape_str(t.shape).c_str());
+    total += t.numel();
+    if (t.name.rfind(prefix, 0) == 0) stored[t.name.substr(prefix.size())] = t.shape;
+  }
+  std::printf("%zu tensors, %lld parameters\n", file.tensors().size(), static_cast<long long>(total));
+  if (!args.has("preset")) return 0;
+
+  const DitConfig c = dit_preset(args.str("preset", ""));
+  int problems = 0;
+  std::map<std::string, bool> expected;
+  for (const auto& [name, shape] : c.parameter_shapes()) {
+    expected[name] = true;
+    auto it = stored.find(name);
+    if (it == stored.end()) {
+      std::printf("missing     %s %s\n", name.c_str(), shape_str(shape).c_str());
+      ++problems;
+    } else if (it->second != shape) {
+      std::printf("wrong shape %s: file %s, model %s\n", name.c_str(), shape_str(it->second).c_str(),
+                  shape_str(shape).c_str());
+      ++problems;
+    }
+  }
+  for (const auto& [name, shape] : stored)
+    if (!expected.count(name)) {
+      std::printf("unexpected  %s\n", name.c_str());
+      ++problems;
+    }
+  std::printf("%s: %d problem(s) against preset %s\n", file.path().c_str(), problems, c.name.c_str());
+  return problems == 0 ? 0 : 1;
+}
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: motionstream <command> [options]\n"
+               "  info [--preset NAME]                          model presets: config, tensors, parameters\n"
+               "  inspect FILE [--preset NAME] [--prefix P]     tensors of a safetensors file, checked against a preset\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  if (argc < 2) {
+    usage();
+    return 2;
+  }
+  const std::string command = argv[1];
+  if (command == "info") return info(argc, argv);
+  if (command == "inspect") return inspect(argc, argv);
+  usage();
+  return 2;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "motionstream: %s\n", e.what());
+  return 2;
+}

@@ -219,3 +219,25 @@ TEST(DitInit, TrackChannelsStartAtZero) {
   EXPECT_EQ(w.narrow(1, c.in_channels() - c.track_channels, c.track_channels).abs().sum().item<double>(), 0.0);
   EXPECT_GT(w.narrow(1, 0, c.in_channels() - c.track_channels).abs().sum().item<double>(), 0.0);
 }
+
+TEST(DitLayout, FlopCountFollowsTheWeights) {
+  // Every weight matrix that sees the tokens costs 2 FLOPs per element per token; attention adds 4*L*keys*D per
+  // block for self-attention and 4*L*text_len*D for cross-attention.
+  const DitConfig c = dit_preset("wan-1.3b");
+  int64_t token_weights = 0;
+  for (const auto& [name, shape] : c.parameter_shapes()) {
+    const bool matrix = shape.size() >= 2 && name.find("modulation") == std::string::npos;
+    const bool per_token = name.rfind("blocks.", 0) == 0 || name.rfind("patch_embedding", 0) == 0 ||
+                           name.rfind("head.head", 0) == 0;
+    const bool text_side = name.find("cross_attn.k.") != std::string::npos || name.find("cross_attn.v.") != std::string::npos;
+    if (matrix && per_token && !text_side) {
+      int64_t n = 1;
+      for (auto d : shape) n *= d;
+      token_weights += n;
+    }
+  }
+  const int64_t L = 4680, keys = 3 * 4680;  // one 832x480 chunk attending to sink + window + itself
+  const double expected = 2.0 * L * token_weights + 30 * (4.0 * L * keys * 1536 + 4.0 * L * 512 * 1536);
+  EXPECT_NEAR(c.forward_flops(L, keys) / expected, 1.0, 1e-12);
+  EXPECT_NEAR(c.forward_flops(L, keys) / 1e12, 24.26, 0.01);  // per pass at the paper's shape, by hand
+}

@@ -3,13 +3,15 @@
 #include <torch/version.h>
 
 #include <cmath>
+#include <optional>
 
 namespace ms {
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask) {
   auto qh = q.transpose(1, 2), kh = k.transpose(1, 2), vh = v.transpose(1, 2);  // [B, H, L, d]
 #if TORCH_VERSION_MAJOR >= 2
-  at::Tensor m = mask.defined() ? mask.to(q.scalar_type()) : mask;
+  std::optional<at::Tensor> m;
+  if (mask.defined()) m = mask.to(q.scalar_type());
   return at::scaled_dot_product_attention(qh, kh, vh, m).transpose(1, 2);
 #else
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));

@@ -88,6 +88,18 @@ int64_t DitConfig::parameter_count() const {
   return total;
 }
 
+double DitConfig::forward_flops(int64_t tokens, int64_t keys) const {
+  const double L = static_cast<double>(tokens), D = static_cast<double>(dim), F = static_cast<double>(ffn_dim);
+  const double per_block = 2.0 * L * (6.0 * D * D + 2.0 * D * F)     // q, k, v, o, cross q, o, FFN
+                           + 4.0 * L * static_cast<double>(keys) * D  // self-attention scores and values
+                           + 4.0 * L * static_cast<double>(text_len) * D;  // cross-attention
+  const double patch = 2.0 * L * static_cast<double>(in_channels() * patch_t * patch_h * patch_w) * D;
+  const double head = 2.0 * L * D * static_cast<double>(out_features());
+  // The track head runs at latent resolution: patch_h * patch_w positions per token.
+  const double tracks = 2.0 * L * static_cast<double>(patch_h * patch_w * packed_track_channels() * track_channels);
+  return static_cast<double>(num_layers) * per_block + patch + head + tracks;
+}
+
 DitConfig dit_preset(const std::string& name) {
   DitConfig c;  // defaults are the Wan2.1 1.3B numbers
   c.name = name;

@@ -68,7 +68,7 @@ DitInput StreamingGenerator::chunk_input(const at::Tensor& latents, double times
   const int64_t frames = config_.layout.chunk_frames, first = frames_done();
   DitInput in;
   in.noisy = latents;
-  in.timesteps = at::full({1, frames}, timestep, options_);
+  in.timesteps = at::full({1, frames}, timestep, options_.dtype(at::kFloat));  // float32 even in bf16 runs
   if (c.image_condition) in.condition = image_condition(image_latent_, first, frames);
   if (c.track_channels > 0 && tracks_ && tracks_->points() > 0)
     in.tracks = packed_track_input(*tracks_, track_ids_.narrow(0, 0, tracks_->points()), first, frames, latent_h_,
