@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -17,6 +19,7 @@
 
 #include "motionstream/model/dit.h"
 #include "motionstream/stream/streaming_generator.h"
+#include "motionstream/tracks/track_raster.h"
 #include "motionstream/util/cli_args.h"
 
 using namespace ms;
@@ -43,6 +46,13 @@ double matmul_gflops(int64_t m, int64_t k, int64_t n, const at::TensorOptions& o
     best = std::min(best, clock.now() - t0);
   }
   return 2.0 * m * k * n / best / 1e9;
+}
+
+// CPU seconds used by this process (all threads): unlike wall time, barely moved by other load on a shared machine.
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + u.ru_stime.tv_sec + u.ru_stime.tv_usec * 1e-6;
 }
 
 double peak_rss_mb() {
@@ -80,7 +90,8 @@ int main(int argc, char** argv) try {
   auto report_at = args.integers("report", {5, chunks});
   const at::Device device(args.str("device", "cpu"));
   const auto dtype = parse_dtype(args.str("dtype", "fp32"));
-  if (args.has("threads")) torch::set_num_threads(static_cast<int>(args.integer("threads", 1)));
+  // On CPU, OpenBLAS threads the matmuls itself; a second layer of torch threads measured slower (docs/PERFORMANCE.md).
+  if (args.has("threads") || device.is_cpu()) torch::set_num_threads(static_cast<int>(args.integer("threads", 1)));
   const auto opts = at::TensorOptions().device(device).dtype(dtype);
   const Clock clock{device};
   torch::NoGradGuard no_grad;
@@ -103,25 +114,24 @@ int main(int argc, char** argv) try {
   model->eval();
   auto text = torch::randn({1, config.text_len, config.text_dim});
   auto image_latent = config.image_condition ? torch::randn({1, config.latent_channels, lh, lw}) : at::Tensor();
-  StreamingGenerator gen(model, sc, text, image_latent, lh, lw);
-  if (config.track_channels > 0) {  // a 5x5 grid of points drifting right: the rasteriser runs every chunk
-    auto xy = torch::stack({torch::linspace(width * 0.2, width * 0.8, 5).repeat(5),
-                            torch::linspace(height * 0.2, height * 0.8, 5).repeat_interleave(5)}, 1);
-    TrackSet tracks = TrackSet::still(xy.to(torch::kFloat), 16 * chunks * sc.layout.chunk_frames, width, height);
-    tracks.xy.select(2, 0).add_(torch::arange(tracks.frames()).unsqueeze(1).to(torch::kFloat) * 0.5);
-    gen.set_tracks(tracks);
-  }
-
-  const int64_t passes = static_cast<int64_t>(sc.timesteps.size()) + 1;
-  const int64_t frames_per_chunk = 4 * sc.layout.chunk_frames;  // pixel frames per steady-state chunk
-  auto chunk_flops = [&](int64_t chunk) {  // keys = cached chunks + itself
-    const int64_t cached = std::min(chunk, sc.layout.sink_chunks + sc.layout.window_chunks);
-    return passes * config.forward_flops(tokens, (cached + 1) * tokens);
-  };
+  // A 5x5 grid of points drifting right: the rasteriser runs every chunk.
+  auto grid_xy = torch::stack({torch::linspace(width * 0.2, width * 0.8, 5).repeat(5),
+                               torch::linspace(height * 0.2, height * 0.8, 5).repeat_interleave(5)}, 1);
+  TrackSet tracks = TrackSet::still(grid_xy.to(torch::kFloat), 16 * chunks * sc.layout.chunk_frames, width, height);
+  tracks.xy.select(2, 0).add_(torch::arange(tracks.frames()).unsqueeze(1).to(torch::kFloat) * 0.5);
 
   if (args.has("single-pass")) {  // one denoising pass of the first chunk: a sanity figure for huge shapes on CPU
-    DitInput in = gen.chunk_input(torch::randn({1, config.latent_channels, sc.layout.chunk_frames, lh, lw}, opts), 1000.0);
-    KvCache cache(config, sc.layout, 1, {sc.layout.chunk_frames, lh / 2, lw / 2}, opts);
+    const int64_t frames = sc.layout.chunk_frames;
+    DitInput in;
+    in.noisy = torch::randn({1, config.latent_channels, frames, lh, lw}, opts);
+    in.timesteps = torch::full({1, frames}, 1000.0, opts.dtype(torch::kFloat));
+    if (config.image_condition) in.condition = image_condition(image_latent.to(opts), 0, frames);
+    if (config.track_channels > 0) {
+      auto gen = at::detail::createCPUGenerator(0);
+      in.tracks = packed_track_input(tracks, draw_track_ids(tracks.points(), gen), 0, frames, lh, lw,
+                                     config.track_id_dim).to(opts);
+    }
+    KvCache cache(config, sc.layout, 1, {frames, lh / 2, lw / 2}, opts);
     auto text_kv = model->encode_text(text.to(opts));
     const double t0 = clock.now();
     model->forward(in, text_kv, cache);
@@ -136,13 +146,25 @@ int main(int argc, char** argv) try {
     return 0;
   }
 
-  std::vector<double> seconds;
+  StreamingGenerator gen(model, sc, text, image_latent, lh, lw);
+  if (config.track_channels > 0) gen.set_tracks(tracks);
+
+  const int64_t passes = static_cast<int64_t>(sc.timesteps.size()) + 1;
+  const int64_t frames_per_chunk = 4 * sc.layout.chunk_frames;  // pixel frames per steady-state chunk
+  auto chunk_flops = [&](int64_t chunk) {  // keys = cached chunks + itself
+    const int64_t cached = std::min(chunk, sc.layout.sink_chunks + sc.layout.window_chunks);
+    return passes * config.forward_flops(tokens, (cached + 1) * tokens);
+  };
+
+  std::vector<double> seconds, cpu_seconds;
   for (int64_t i = 0; i < chunks; ++i) {
-    const double t0 = clock.now();
+    const double t0 = clock.now(), c0 = process_cpu_seconds();
     auto latents = gen.next_chunk();
     seconds.push_back(clock.now() - t0);
+    cpu_seconds.push_back(process_cpu_seconds() - c0);
     if (args.has("per-chunk"))
       std::cout << json{{"bench", "chunk"}, {"chunk", i + 1}, {"ms", seconds.back() * 1e3},
+                        {"cpu_ms", cpu_seconds.back() * 1e3},
                         {"fps", frames_per_chunk / seconds.back()}}
                        .dump()
                 << std::endl;
@@ -153,9 +175,9 @@ int main(int argc, char** argv) try {
   std::fprintf(stderr, "\n");
 
   // Median over a few chunks around each reported index: robust to a noisy shared machine.
-  auto around = [&](int64_t chunk) {
+  auto around = [&](int64_t chunk, const std::vector<double>& series) {
     std::vector<double> s;
-    for (int64_t i = std::max<int64_t>(1, chunk - 2); i <= std::min(chunks, chunk + 2); ++i) s.push_back(seconds[i - 1]);
+    for (int64_t i = std::max<int64_t>(1, chunk - 2); i <= std::min(chunks, chunk + 2); ++i) s.push_back(series[i - 1]);
     std::nth_element(s.begin(), s.begin() + s.size() / 2, s.end());
     return s[s.size() / 2];
   };
@@ -178,8 +200,9 @@ int main(int argc, char** argv) try {
                {"matmul_peak_gflops", peak}};
   for (int64_t r : report_at) {
     if (r < 1 || r > chunks) continue;
-    const double s = around(r), flops = chunk_flops(r - 1);
+    const double s = around(r, seconds), flops = chunk_flops(r - 1);
     summary["at_chunk_" + std::to_string(r)] = {{"ms", s * 1e3},
+                                                {"cpu_ms", around(r, cpu_seconds) * 1e3},
                                                 {"fps", frames_per_chunk / s},
                                                 {"latency_s", s},
                                                 {"gflop", flops / 1e9},
@@ -187,7 +210,10 @@ int main(int argc, char** argv) try {
                                                 {"utilisation", flops / s / 1e9 / peak}};
   }
   if (report_at.size() >= 2 && report_at.front() >= 1 && report_at.back() <= chunks)
-    summary["ratio_last_to_first"] = around(report_at.back()) / around(report_at.front());
+  {
+    summary["ratio_last_to_first"] = around(report_at.back(), seconds) / around(report_at.front(), seconds);
+    summary["cpu_ratio_last_to_first"] = around(report_at.back(), cpu_seconds) / around(report_at.front(), cpu_seconds);
+  }
   summary["cache_tokens_at_end"] = gen.cache().cached_tokens();
   std::cout << summary.dump() << std::endl;
   return 0;

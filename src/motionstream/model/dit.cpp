@@ -4,6 +4,8 @@
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/normalization.h>
 
+#include <torch/version.h>
+
 #include <cmath>
 
 namespace ms {
@@ -34,20 +36,19 @@ at::Tensor unpatchify(const at::Tensor& tokens, const TokenGrid& g, int64_t chan
 }
 
 namespace {
-// LayerNorm without affine parameters, in float32 like Wan.
-at::Tensor plain_norm(const at::Tensor& x, double eps) {
-  return at::layer_norm(x.to(at::kFloat), {x.size(-1)}, {}, {}, eps).to(x.scalar_type());
-}
+// LayerNorm without affine parameters; the kernel accumulates in float32 whatever the input type, like Wan.
+at::Tensor plain_norm(const at::Tensor& x, double eps) { return at::layer_norm(x, {x.size(-1)}, {}, {}, eps); }
 // x: [B, L, D] with L = F * HW; shift/scale: [B, F, 1, D] -> x * (1 + scale) + shift, frame by frame.
 at::Tensor modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale, const TokenGrid& g) {
   const auto B = x.size(0), D = x.size(2);
   auto xf = x.view({B, g.frames, g.tokens_per_frame(), D});
-  return (xf * (1 + scale) + shift).view({B, g.tokens(), D});
+  return at::addcmul(shift, xf, 1 + scale).view({B, g.tokens(), D});  // one pass over x
 }
-// x: [B, L, D] * gate [B, F, 1, D]
-at::Tensor gated(const at::Tensor& x, const at::Tensor& gate, const TokenGrid& g) {
-  const auto B = x.size(0), D = x.size(2);
-  return (x.view({B, g.frames, g.tokens_per_frame(), D}) * gate).view({B, g.tokens(), D});
+// residual + y * gate, frame by frame. residual, y: [B, L, D]; gate: [B, F, 1, D]
+at::Tensor add_gated(const at::Tensor& residual, const at::Tensor& y, const at::Tensor& gate, const TokenGrid& g) {
+  const auto B = y.size(0), D = y.size(2);
+  const std::vector<int64_t> frames{B, g.frames, g.tokens_per_frame(), D};
+  return at::addcmul(residual.view(frames), y.view(frames), gate).view({B, g.tokens(), D});
 }
 at::Tensor split_heads(const at::Tensor& x, int64_t heads) {  // [B, L, D] -> [B, L, H, d]
   return x.view({x.size(0), x.size(1), heads, x.size(2) / heads});
@@ -59,6 +60,9 @@ RmsNormImpl::RmsNormImpl(int64_t dim, double eps) : eps_(eps) {
 }
 
 at::Tensor RmsNormImpl::forward(const at::Tensor& x) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  if (x.is_cuda()) return at::rms_norm(x, {x.size(-1)}, weight, eps_);  // fused, float32 inside
+#endif
   auto xf = x.to(at::kFloat);
   auto normed = xf * at::rsqrt(xf.pow(2).mean(-1, true) + eps_);
   return normed.to(x.scalar_type()) * weight;
@@ -103,7 +107,7 @@ at::Tensor DitBlockImpl::forward(const at::Tensor& x_in, const at::Tensor& e0, c
   auto k = split_heads(sa.norm_k(sa.k(h)), sa.heads);
   auto v = split_heads(sa.v(h), sa.heads);
   auto y = sa.o(self_attention.attend(index, q, k, v).reshape({B, L, dim_}));
-  x = x + gated(y, part(2), g);
+  x = add_gated(x, y, part(2), g);
 
   // Cross-attention to the text (no gate, affine LayerNorm).
   auto& ca = *cross_attn;
@@ -112,7 +116,7 @@ at::Tensor DitBlockImpl::forward(const at::Tensor& x_in, const at::Tensor& e0, c
 
   // Feed-forward.
   auto f = ffn->forward(modulate(plain_norm(x, eps_), part(3), part(4), g));
-  return x + gated(f, part(5), g);
+  return add_gated(x, f, part(5), g);
 }
 
 DitHeadImpl::DitHeadImpl(const DitConfig& c) : eps_(c.eps) {

@@ -41,12 +41,10 @@ at::Tensor apply_rope(const at::Tensor& x, const RopeTable& table) {
   const auto B = x.size(0), L = x.size(1), H = x.size(2), d = x.size(3);
   TORCH_CHECK(table.cos.size(0) == L && table.cos.size(1) == d / 2, "apply_rope: table ", table.cos.sizes(),
               " does not fit x ", x.sizes());
-  auto pairs = x.to(at::kFloat).view({B, L, H, d / 2, 2});
-  auto re = pairs.select(-1, 0), im = pairs.select(-1, 1);  // [B, L, H, d/2]
-  auto c = table.cos.to(x.device()).view({1, L, 1, d / 2});
-  auto s = table.sin.to(x.device()).view({1, L, 1, d / 2});
-  auto out = at::stack({re * c - im * s, re * s + im * c}, -1);  // [B, L, H, d/2, 2]
-  return out.view({B, L, H, d}).to(x.scalar_type());
+  // Adjacent elements are (re, im) of one complex number: the rotation is one complex multiply (3 kernels).
+  auto pairs = at::view_as_complex(x.to(at::kFloat).reshape({B, L, H, d / 2, 2}));  // [B, L, H, d/2]
+  auto turn = at::complex(table.cos, table.sin).to(x.device()).view({1, L, 1, d / 2});
+  return at::view_as_real(pairs * turn).view({B, L, H, d}).to(x.scalar_type());
 }
 
 }  // namespace ms

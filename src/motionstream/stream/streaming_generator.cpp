@@ -63,12 +63,10 @@ at::Tensor StreamingGenerator::noise() {
   return at::randn({1, c.latent_channels, config_.layout.chunk_frames, latent_h_, latent_w_}, gen_).to(options_);
 }
 
-DitInput StreamingGenerator::chunk_input(const at::Tensor& latents, double timestep) const {
+DitInput StreamingGenerator::chunk_conditioning() const {
   const auto& c = model_->config();
   const int64_t frames = config_.layout.chunk_frames, first = frames_done();
   DitInput in;
-  in.noisy = latents;
-  in.timesteps = at::full({1, frames}, timestep, options_.dtype(at::kFloat));  // float32 even in bf16 runs
   if (c.image_condition) in.condition = image_condition(image_latent_, first, frames);
   if (c.track_channels > 0 && tracks_ && tracks_->points() > 0)
     in.tracks = packed_track_input(*tracks_, track_ids_.narrow(0, 0, tracks_->points()), first, frames, latent_h_,
@@ -77,20 +75,28 @@ DitInput StreamingGenerator::chunk_input(const at::Tensor& latents, double times
   return in;
 }
 
+DitInput StreamingGenerator::pass_input(DitInput conditioning, const at::Tensor& latents, double timestep) const {
+  conditioning.noisy = latents;
+  conditioning.timesteps =  // float32 even in bf16 runs: t near 1000 needs the precision
+      at::full({1, config_.layout.chunk_frames}, timestep, options_.dtype(at::kFloat));
+  return conditioning;
+}
+
 at::Tensor StreamingGenerator::next_chunk() {
   torch::NoGradGuard no_grad;
   const auto& steps = config_.timesteps;
+  const DitInput conditioning = chunk_conditioning();
   at::Tensor x = noise(), x0;
   cache_->set_commit(false);
   for (size_t i = 0; i < steps.size(); ++i) {
     const double s = FlowSchedule::noise_level(steps[i]);
-    auto velocity = model_->forward(chunk_input(x, steps[i]), text_kv_, *cache_);
+    auto velocity = model_->forward(pass_input(conditioning, x, steps[i]), text_kv_, *cache_);
     x0 = FlowSchedule::x0_from_velocity(x, velocity, s);
     if (i + 1 < steps.size()) x = FlowSchedule::add_noise(x0, noise(), FlowSchedule::noise_level(steps[i + 1]));
   }
   // The clean pass: the chunk's keys/values at t = 0 become context for the chunks after it.
   cache_->set_commit(true);
-  model_->forward(chunk_input(x0, 0.0), text_kv_, *cache_);
+  model_->forward(pass_input(conditioning, x0, 0.0), text_kv_, *cache_);
   cache_->set_commit(false);
   return x0;
 }

@@ -45,8 +45,11 @@ class StreamingGenerator {
   int64_t frames_done() const { return chunks_done() * config_.layout.chunk_frames; }
   const KvCache& cache() const { return *cache_; }
   const std::vector<double>& timesteps() const { return config_.timesteps; }
-  // The model's input at one denoising pass: exposed so tests and training reuse exactly what streaming feeds.
-  DitInput chunk_input(const at::Tensor& latents, double timestep) const;
+  // The next chunk's conditioning (I2V condition, packed tracks), built once per chunk and shared by its passes;
+  // exposed so that benchmarks and training feed exactly what streaming feeds.
+  DitInput chunk_conditioning() const;
+  // That conditioning with the latents and timestep of one pass.
+  DitInput pass_input(DitInput conditioning, const at::Tensor& latents, double timestep) const;
 
  private:
   at::Tensor noise();
