@@ -3,14 +3,19 @@
 //   motionstream inspect FILE [--preset NAME] [--prefix P]
 //                                                     tensors of a safetensors file; with --preset, which tensors
 //                                                     are missing, unexpected or of the wrong shape for that model
+//   motionstream train vae --run DIR [--config FILE] [--FIELD VALUE ...] [--max-minutes M] [--max-steps N]
+//                                                     train the tiny autoencoder on the world (resumes DIR; the
+//                                                     limits end this invocation early, with a checkpoint)
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <map>
 
 #include "motionstream/io/safetensors.h"
 #include "motionstream/model/dit_config.h"
+#include "motionstream/train/vae_trainer.h"
 #include "motionstream/util/cli_args.h"
 
 using namespace ms;
@@ -77,11 +82,57 @@ int inspect(int argc, char** argv) {
   return problems == 0 ? 0 : 1;
 }
 
+// A training config: the JSON of --config (if any), then every --FIELD VALUE on the command line on top
+// (VALUE parsed as JSON where it parses, else taken as a string). Unknown fields are refused by the config itself.
+nlohmann::json training_config(int argc, char** argv, int first, std::string& run_dir, RunLimits& limits) {
+  nlohmann::json config = nlohmann::json::object();
+  for (int i = first; i < argc; ++i) {
+    std::string key = argv[i];
+    if (key.rfind("--", 0) != 0 || i + 1 >= argc) throw std::invalid_argument("expected --FIELD VALUE, got '" + key + "'");
+    key = key.substr(2);
+    const std::string value = argv[++i];
+    if (key == "run") {
+      run_dir = value;
+    } else if (key == "max-steps") {
+      limits.max_steps = std::stoll(value);
+    } else if (key == "max-minutes") {
+      limits.max_minutes = std::stod(value);
+    } else if (key == "config") {
+      std::ifstream in(value);
+      if (!in) throw std::invalid_argument(value + ": cannot read the config file");
+      try {
+        config.update(nlohmann::json::parse(in));
+      } catch (const nlohmann::json::exception& e) {
+        throw std::invalid_argument(value + ": not valid JSON (" + e.what() + ")");
+      }
+    } else {
+      config[key] = nlohmann::json::accept(value) ? nlohmann::json::parse(value) : nlohmann::json(value);
+    }
+  }
+  if (run_dir.empty()) throw std::invalid_argument("--run DIR is required (the run's folder; an existing one resumes)");
+  return config;
+}
+
+int train(int argc, char** argv) {
+  if (argc < 3) throw std::invalid_argument("usage: motionstream train vae --run DIR [--config FILE] [--FIELD VALUE ...]");
+  const std::string stage = argv[2];
+  std::string run_dir;
+  RunLimits limits;
+  nlohmann::json config = training_config(argc, argv, 3, run_dir, limits);
+  if (stage == "vae") {
+    train_vae(config.get<VaeTrainConfig>(), run_dir, limits);
+    return 0;
+  }
+  throw std::invalid_argument("unknown training stage '" + stage + "' (known: vae)");
+}
+
 void usage() {
   std::fprintf(stderr,
                "usage: motionstream <command> [options]\n"
                "  info [--preset NAME]                          model presets: config, tensors, parameters\n"
-               "  inspect FILE [--preset NAME] [--prefix P]     tensors of a safetensors file, checked against a preset\n");
+               "  inspect FILE [--preset NAME] [--prefix P]     tensors of a safetensors file, checked against a preset\n"
+               "  train vae --run DIR [--config FILE] [--FIELD VALUE ...] [--max-minutes M] [--max-steps N]\n"
+               "                                                train the tiny autoencoder on the world\n");
 }
 
 }  // namespace
@@ -94,6 +145,7 @@ int main(int argc, char** argv) try {
   const std::string command = argv[1];
   if (command == "info") return info(argc, argv);
   if (command == "inspect") return inspect(argc, argv);
+  if (command == "train") return train(argc, argv);
   usage();
   return 2;
 } catch (const std::exception& e) {

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Train the bundled tiny autoencoder on a lent GPU in one call: build the CLI against the machine's PyTorch, a
+# 3-step smoke run, then a time-boxed run, then export (model.safetensors + vae.json with latent statistics).
+# Needs .carry/include/nlohmann (see scripts/gpu_bench.sh). Results go to $OUT (or ./gpu_out).
+#   MINUTES=3.3 RUN=runs/vae-cpu bash scripts/gpu_train_vae.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$PWD/gpu_out}
+MINUTES=${MINUTES:-3.3}
+RUN=${RUN:-runs/vae-cpu}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+TORCH_DIR=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')/Torch
+start=$(date +%s)
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DTorch_DIR="$TORCH_DIR" \
+  -DMS_JSON_INCLUDE_DIR="$PWD/.carry/include" -DMS_BUILD_TESTS=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
+  >"$OUT/cmake.log" 2>&1 || { tail -40 "$OUT/cmake.log"; exit 1; }
+cmake --build build-gpu --target motionstream_cli -j 16 >"$OUT/build.log" 2>&1 || { grep -m 20 -A3 error "$OUT/build.log"; exit 1; }
+echo "build: $(( $(date +%s) - start )) s"
+
+./build-gpu/motionstream train vae --run /tmp/smoke --device cuda --steps 3 --width 32 --height 32 --frames 5 \
+  --batch 2 --validation_clips 1 2>&1 | tail -2 || exit 1
+
+COMMON=(--device cuda --width 128 --height 128 --frames 17 --batch 24 --pool_size 192 --fresh_per_step 3
+        --lr 2e-3 --warmup_steps 300 --validate_every 500 --validation_clips 16 --checkpoint_minutes 1)
+./build-gpu/motionstream train vae --run "$RUN" "${COMMON[@]}" --steps 200000 --max-minutes "$MINUTES" \
+  2>"$OUT/train.err"
+tail -c 600 "$OUT/train.err"
+reached=$(tail -1 "$RUN/log.jsonl" | python3 -c 'import json,sys;print(json.loads(sys.stdin.read())["step"])')
+echo "reached step $reached"
+# Export at the step reached (the run's length is not part of its identity).
+./build-gpu/motionstream train vae --run "$RUN" "${COMMON[@]}" --steps "$reached" 2>&1 | tail -2
+latest=$(ls -d "$RUN"/checkpoints/step-* | tail -1)
+cp "$RUN/model.safetensors" "$RUN/vae.json" "$RUN/log.jsonl" "$RUN/config.json" "$OUT/"
+cp "$latest/optimizer.pt" "$OUT/optimizer.pt"; cp "$latest/state.json" "$OUT/checkpoint_state.json"
+python3 -c "import json;d=json.load(open('$RUN/vae.json'));print('val_psnr', d['val_psnr'])"

@@ -1,0 +1,219 @@
+#include "motionstream/model/vae/tiny_vae.h"
+
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/upsampling.h>
+
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+namespace ms {
+
+namespace nn = torch::nn;
+
+namespace {
+
+nn::Conv2d conv3x3(int64_t in, int64_t out, int64_t stride = 1, bool bias = true) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, 3).padding(1).stride(stride).bias(bias));
+}
+nn::Conv2d conv1x1(int64_t in, int64_t out) { return nn::Conv2d(nn::Conv2dOptions(in, out, 1).bias(false)); }
+
+// tanh(x / 3) * 3: keeps latents from a diffusion model inside the range the decoder was trained on.
+class ClampImpl : public nn::Module {
+ public:
+  at::Tensor forward(const at::Tensor& x) { return at::tanh(x / 3) * 3; }
+};
+TORCH_MODULE(Clamp);
+
+// Layers without memory act on every frame independently: [M, C, H, W] -> [M, C', H', W'].
+at::Tensor apply_framewise(nn::Module& m, const at::Tensor& x) {
+  if (auto* c = m.as<nn::Conv2d>()) return c->forward(x);
+  if (auto* r = m.as<nn::ReLU>()) return r->forward(x);
+  if (auto* u = m.as<nn::Upsample>()) return u->forward(x);
+  if (auto* c = m.as<Clamp>()) return c->forward(x);
+  throw std::logic_error("TinyVae: unexpected layer " + m.name());
+}
+
+// Runs a layer list over whole sequences. x: [N, T, C, H, W] -> [N, T', C', H', W']
+at::Tensor apply_parallel(nn::ModuleList& layers, const at::Tensor& video) {
+  const int64_t N = video.size(0);
+  at::Tensor x = video.flatten(0, 1);  // [N*T, C, H, W]
+  for (const auto& layer : *layers) {
+    if (auto* mb = layer->as<MemBlock>()) {
+      const int64_t T = x.size(0) / N;
+      auto seq = x.view({N, T, x.size(1), x.size(2), x.size(3)});
+      auto past = at::constant_pad_nd(seq, {0, 0, 0, 0, 0, 0, 1, 0}).narrow(1, 0, T).reshape(x.sizes());
+      x = mb->forward(x, past);
+    } else if (auto* pool = layer->as<TPool>()) {
+      x = pool->forward(x);
+    } else if (auto* grow = layer->as<TGrow>()) {
+      x = grow->forward(x);
+    } else {
+      x = apply_framewise(*layer, x);
+    }
+  }
+  return x.view({N, x.size(0) / N, x.size(1), x.size(2), x.size(3)});
+}
+
+}  // namespace
+
+void TinyVaeConfig::validate() const {
+  if (latent_channels <= 0) throw std::invalid_argument("TinyVaeConfig.latent_channels must be positive");
+  if (encoder_width <= 0) throw std::invalid_argument("TinyVaeConfig.encoder_width must be positive");
+  if (decoder_widths.size() != 4)
+    throw std::invalid_argument("TinyVaeConfig.decoder_widths needs 4 widths (3 stages + final conv), got " +
+                                std::to_string(decoder_widths.size()));
+  for (auto w : decoder_widths)
+    if (w <= 0) throw std::invalid_argument("TinyVaeConfig.decoder_widths must be positive");
+}
+
+TinyVaeConfig tiny_vae_preset(const std::string& name) {
+  TinyVaeConfig c;
+  c.name = name;
+  if (name == "taehv-wan") return c;
+  if (name == "cpu") {
+    c.encoder_width = 32;
+    c.decoder_widths = {64, 32, 16, 16};
+    return c;
+  }
+  throw std::invalid_argument("unknown autoencoder preset '" + name + "' (known: taehv-wan, cpu)");
+}
+
+void to_json(nlohmann::json& j, const TinyVaeConfig& c) {
+  j = nlohmann::json{{"name", c.name},
+                     {"latent_channels", c.latent_channels},
+                     {"encoder_width", c.encoder_width},
+                     {"decoder_widths", c.decoder_widths}};
+}
+
+void from_json(const nlohmann::json& j, TinyVaeConfig& c) {
+  TinyVaeConfig out;
+  for (const auto& [key, value] : j.items()) {
+    try {
+      if (key == "name") out.name = value.get<std::string>();
+      else if (key == "latent_channels") out.latent_channels = value.get<int64_t>();
+      else if (key == "encoder_width") out.encoder_width = value.get<int64_t>();
+      else if (key == "decoder_widths") out.decoder_widths = value.get<std::vector<int64_t>>();
+      else throw std::invalid_argument("TinyVaeConfig." + key + ": unknown field");
+    } catch (const nlohmann::json::exception& e) {
+      throw std::invalid_argument("TinyVaeConfig." + key + ": bad value " + value.dump());
+    }
+  }
+  out.validate();
+  c = out;
+}
+
+MemBlockImpl::MemBlockImpl(int64_t in, int64_t out) {
+  conv = register_module("conv", nn::Sequential(conv3x3(2 * in, out), nn::ReLU(), conv3x3(out, out), nn::ReLU(),
+                                                conv3x3(out, out)));
+  if (in != out) skip = register_module("skip", conv1x1(in, out));
+}
+
+at::Tensor MemBlockImpl::forward(const at::Tensor& x, const at::Tensor& past) {
+  auto y = conv->forward(at::cat({x, past}, 1));
+  return at::relu(y + (skip ? skip->forward(x) : x));
+}
+
+TPoolImpl::TPoolImpl(int64_t channels, int64_t stride) : stride(stride) {
+  conv = register_module("conv", conv1x1(channels * stride, channels));
+}
+
+at::Tensor TPoolImpl::forward(const at::Tensor& x) {
+  const auto C = x.size(1), H = x.size(2), W = x.size(3);
+  return conv->forward(x.reshape({-1, stride * C, H, W}));  // consecutive frames side by side in channels
+}
+
+TGrowImpl::TGrowImpl(int64_t channels, int64_t stride) : stride(stride) {
+  conv = register_module("conv", conv1x1(channels, channels * stride));
+}
+
+at::Tensor TGrowImpl::forward(const at::Tensor& x) {
+  const auto C = x.size(1), H = x.size(2), W = x.size(3);
+  return conv->forward(x).reshape({-1, C, H, W});  // channel block j -> the j-th new frame
+}
+
+TinyVaeImpl::TinyVaeImpl(const TinyVaeConfig& config) : config_(config) {
+  config_.validate();
+  const int64_t E = config_.encoder_width, C = config_.latent_channels;
+  const auto& w = config_.decoder_widths;
+  encoder = register_module("encoder", nn::ModuleList());
+  encoder->push_back(conv3x3(3, E));
+  encoder->push_back(nn::ReLU());
+  for (int64_t time_stride : {2, 2, 1}) {
+    encoder->push_back(TPool(E, time_stride));
+    encoder->push_back(conv3x3(E, E, 2, false));
+    for (int i = 0; i < 3; ++i) encoder->push_back(MemBlock(E, E));
+  }
+  encoder->push_back(conv3x3(E, C));
+
+  decoder = register_module("decoder", nn::ModuleList());
+  decoder->push_back(Clamp());
+  decoder->push_back(conv3x3(C, w[0]));
+  decoder->push_back(nn::ReLU());
+  const int64_t time_strides[3] = {1, 2, 2};
+  for (int stage = 0; stage < 3; ++stage) {
+    for (int i = 0; i < 3; ++i) decoder->push_back(MemBlock(w[stage], w[stage]));
+    decoder->push_back(nn::Upsample(nn::UpsampleOptions().scale_factor(std::vector<double>{2.0, 2.0}).mode(torch::kNearest)));
+    decoder->push_back(TGrow(w[stage], time_strides[stage]));
+    decoder->push_back(conv3x3(w[stage], w[stage + 1], 1, false));
+  }
+  decoder->push_back(nn::ReLU());
+  decoder->push_back(conv3x3(w[3], 3));
+}
+
+at::Tensor TinyVaeImpl::encode(const at::Tensor& frames) {
+  TORCH_CHECK(frames.dim() == 5 && frames.size(2) == 3, "TinyVae::encode: frames must be [N, F, 3, H, W], got ",
+              frames.sizes());
+  TORCH_CHECK((frames.size(1) - 1) % 4 == 0, "TinyVae::encode: frame count must be 1 + 4k, got ", frames.size(1));
+  TORCH_CHECK(frames.size(3) % 8 == 0 && frames.size(4) % 8 == 0,
+              "TinyVae::encode: height and width must be multiples of 8, got ", frames.size(3), "x", frames.size(4));
+  // Frame 0 stands alone in latent 0: pad the front with three copies of it.
+  auto first = frames.narrow(1, 0, 1).expand({-1, 3, -1, -1, -1});
+  return apply_parallel(encoder, at::cat({first, frames}, 1));
+}
+
+at::Tensor TinyVaeImpl::decode(const at::Tensor& latents, bool clamp) {
+  TORCH_CHECK(latents.dim() == 5 && latents.size(2) == config_.latent_channels,
+              "TinyVae::decode: latents must be [N, T, ", config_.latent_channels, ", h, w], got ", latents.sizes());
+  auto frames = apply_parallel(decoder, latents);  // [N, 4T, 3, H, W]
+  frames = frames.narrow(1, 3, frames.size(1) - 3);
+  return clamp ? frames.clamp(0, 1) : frames;
+}
+
+StreamingDecoder::StreamingDecoder(TinyVae vae) : vae_(std::move(vae)) { reset(); }
+
+void StreamingDecoder::reset() {
+  memory_.assign(vae_->decoder->size(), at::Tensor());
+  latents_seen_ = 0;
+}
+
+void StreamingDecoder::run(size_t first_layer, at::Tensor x, std::vector<at::Tensor>& out) {
+  auto& layers = *vae_->decoder;
+  for (size_t i = first_layer; i < layers.size(); ++i) {
+    auto layer = layers[i];
+    if (auto* mb = layer->as<MemBlock>()) {
+      at::Tensor past = memory_[i].defined() ? memory_[i] : at::zeros_like(x);
+      memory_[i] = x;
+      x = mb->forward(x, past);
+    } else if (auto* grow = layer->as<TGrow>()) {
+      auto frames = grow->forward(x);  // [N*stride, C, H, W], frames of one batch item consecutive
+      const int64_t N = x.size(0);
+      auto per_item = frames.view({N, grow->stride, frames.size(1), frames.size(2), frames.size(3)});
+      for (int64_t j = 0; j < grow->stride; ++j) run(i + 1, per_item.select(1, j), out);  // causal order
+      return;
+    } else {
+      x = apply_framewise(*layer, x);
+    }
+  }
+  out.push_back(x);
+}
+
+at::Tensor StreamingDecoder::push(const at::Tensor& latent) {
+  TORCH_CHECK(latent.dim() == 4, "StreamingDecoder::push: latent must be [N, C, h, w], got ", latent.sizes());
+  std::vector<at::Tensor> frames;
+  run(0, latent, frames);  // 4 frames per latent
+  const int64_t skip = latents_seen_ == 0 ? 3 : 0;  // the decoder's three leading frames are dropped
+  ++latents_seen_;
+  return at::stack(std::vector<at::Tensor>(frames.begin() + skip, frames.end()), 1).clamp(0, 1);
+}
+
+}  // namespace ms

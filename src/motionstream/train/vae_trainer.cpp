@@ -1,0 +1,280 @@
+#include "motionstream/train/vae_trainer.h"
+
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+#include <torch/utils.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "motionstream/io/state_dict.h"
+#include "motionstream/train/checkpoint.h"
+#include "motionstream/train/photo_bank.h"
+#include "motionstream/train/world.h"
+#include "motionstream/util/progress.h"
+
+namespace fs = std::filesystem;
+
+namespace ms {
+
+void VaeTrainConfig::validate() const {
+  auto positive = [](const char* field, double v) {
+    if (!(v > 0)) throw std::invalid_argument(std::string("VaeTrainConfig.") + field + " must be positive, got " + std::to_string(v));
+  };
+  positive("width", width);
+  positive("height", height);
+  positive("batch", batch);
+  positive("steps", steps);
+  positive("lr", lr);
+  positive("validate_every", validate_every);
+  positive("validation_clips", validation_clips);
+  if (pool_size < 0 || fresh_per_step < 0) throw std::invalid_argument("VaeTrainConfig: pool_size and fresh_per_step must be >= 0");
+  if (pool() < batch || fresh() > pool())
+    throw std::invalid_argument("VaeTrainConfig: need batch <= pool_size and fresh_per_step <= pool_size, got batch " +
+                                std::to_string(batch) + ", pool_size " + std::to_string(pool()) + ", fresh_per_step " +
+                                std::to_string(fresh()));
+  if (width % 16 || height % 16)
+    throw std::invalid_argument("VaeTrainConfig: width and height must be multiples of 16, got " +
+                                std::to_string(width) + "x" + std::to_string(height));
+  if (frames < 5 || (frames - 1) % 4)
+    throw std::invalid_argument("VaeTrainConfig.frames must be 1 + 4k with k >= 1, got " + std::to_string(frames));
+  tiny_vae_preset(preset);
+}
+
+void to_json(nlohmann::json& j, const VaeTrainConfig& c) {
+  j = nlohmann::json{{"preset", c.preset},         {"width", c.width},
+                     {"height", c.height},         {"frames", c.frames},
+                     {"batch", c.batch},           {"steps", c.steps},
+                     {"pool_size", c.pool_size},   {"fresh_per_step", c.fresh_per_step},
+                     {"lr", c.lr},                 {"weight_decay", c.weight_decay},
+                     {"grad_clip", c.grad_clip},   {"warmup_steps", c.warmup_steps},
+                     {"gradient_weight", c.gradient_weight}, {"latent_weight", c.latent_weight},
+                     {"checkpoint_minutes", c.checkpoint_minutes}, {"validate_every", c.validate_every},
+                     {"validation_clips", c.validation_clips}, {"seed", c.seed},
+                     {"device", c.device},         {"photos", c.photos}};
+}
+
+void from_json(const nlohmann::json& j, VaeTrainConfig& c) {
+  VaeTrainConfig out;
+  nlohmann::json defaults = out;
+  for (const auto& [key, value] : j.items()) {
+    if (!defaults.contains(key)) throw std::invalid_argument("VaeTrainConfig." + key + ": unknown field");
+    defaults[key] = value;
+  }
+  try {
+    out.preset = defaults["preset"].get<std::string>();
+    out.width = defaults["width"].get<int64_t>();
+    out.height = defaults["height"].get<int64_t>();
+    out.frames = defaults["frames"].get<int64_t>();
+    out.batch = defaults["batch"].get<int64_t>();
+    out.pool_size = defaults["pool_size"].get<int64_t>();
+    out.fresh_per_step = defaults["fresh_per_step"].get<int64_t>();
+    out.steps = defaults["steps"].get<int64_t>();
+    out.lr = defaults["lr"].get<double>();
+    out.weight_decay = defaults["weight_decay"].get<double>();
+    out.grad_clip = defaults["grad_clip"].get<double>();
+    out.warmup_steps = defaults["warmup_steps"].get<double>();
+    out.gradient_weight = defaults["gradient_weight"].get<double>();
+    out.latent_weight = defaults["latent_weight"].get<double>();
+    out.checkpoint_minutes = defaults["checkpoint_minutes"].get<double>();
+    out.validate_every = defaults["validate_every"].get<int64_t>();
+    out.validation_clips = defaults["validation_clips"].get<int64_t>();
+    out.seed = defaults["seed"].get<uint64_t>();
+    out.device = defaults["device"].get<std::string>();
+    out.photos = defaults["photos"].get<std::string>();
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(std::string("VaeTrainConfig: bad value (") + e.what() + ")");
+  }
+  out.validate();
+  c = out;
+}
+
+double psnr(const at::Tensor& a, const at::Tensor& b) {
+  // per clip, then averaged: one badly reconstructed clip is not hidden by a pooled MSE
+  auto mse = (a.to(at::kFloat) - b.to(at::kFloat)).pow(2).flatten(1).mean(1).clamp_min(1e-10);
+  return (-10.0 * at::log10(mse)).mean().item<double>();
+}
+
+namespace {
+
+std::unique_ptr<world::PhotoBank> open_photos(const VaeTrainConfig& c) {
+  if (c.photos == "none") return nullptr;
+  const std::string path = c.photos.empty() ? world::find_photo_bank() : c.photos;
+  if (path.empty()) return nullptr;
+  return std::make_unique<world::PhotoBank>(path);
+}
+
+// [count, F, 3, H, W] clips with the given seeds, rendered on `device`.
+at::Tensor render_batch(const VaeTrainConfig& c, const std::vector<uint64_t>& seeds, const world::PhotoBank* photos,
+                        const at::Device& device) {
+  world::WorldSpec spec;
+  spec.width = c.width;
+  spec.height = c.height;
+  spec.frames = c.frames;
+  std::vector<at::Tensor> clips;
+  for (uint64_t s : seeds) clips.push_back(world::render_clip(spec, s, photos, device).video);
+  return at::stack(clips);
+}
+
+// The training clips in the pool before step s are the clip indices [s * fresh, s * fresh + pool), clip n in slot
+// n % pool: a resumed run rebuilds exactly the pool it had. Clip seeds stay far below the validation seeds (9e12 on).
+class ClipPool {
+ public:
+  ClipPool(const VaeTrainConfig& c, const world::PhotoBank* photos, const at::Device& device, int64_t step)
+      : c_(c), photos_(photos), device_(device) {
+    std::vector<uint64_t> seeds;
+    for (int64_t n = step * c.fresh(); n < step * c.fresh() + c.pool(); ++n) seeds.push_back(seed(n));
+    clips_ = render_batch(c, seeds, photos, device);  // [pool, F, 3, H, W]
+    clips_ = at::roll(clips_, {(step * c.fresh()) % c.pool()}, {0});  // clip n -> slot n % pool
+  }
+  // Renders the step's fresh clips into the pool and draws the step's batch: [batch, F, 3, H, W]
+  at::Tensor next(int64_t step) {
+    for (int64_t i = 0; i < c_.fresh(); ++i) {
+      const int64_t n = step * c_.fresh() + c_.pool() + i;
+      clips_[n % c_.pool()].copy_(render_batch(c_, {seed(n)}, photos_, device_)[0]);
+    }
+    auto gen = at::detail::createCPUGenerator(c_.seed * 7919 + static_cast<uint64_t>(step));
+    auto pick = at::randperm(c_.pool(), gen).narrow(0, 0, c_.batch).to(device_);
+    return clips_.index_select(0, pick);
+  }
+
+ private:
+  uint64_t seed(int64_t n) const { return c_.seed * 1000003ULL + static_cast<uint64_t>(n); }
+  const VaeTrainConfig& c_;
+  const world::PhotoBank* photos_;
+  at::Device device_;
+  at::Tensor clips_;
+};
+
+at::Tensor spatial_gradients(const at::Tensor& x) {  // [..., H, W] -> horizontal and vertical differences
+  auto dx = x.narrow(-1, 1, x.size(-1) - 1) - x.narrow(-1, 0, x.size(-1) - 1);
+  auto dy = x.narrow(-2, 1, x.size(-2) - 1) - x.narrow(-2, 0, x.size(-2) - 1);
+  return at::cat({dx.flatten(), dy.flatten()});
+}
+
+double validation_psnr(TinyVae& vae, const VaeTrainConfig& c, const world::PhotoBank* photos, const at::Device& device) {
+  torch::NoGradGuard no_grad;
+  vae->eval();
+  double total = 0;
+  auto seeds = world::validation_seeds(c.validation_clips);
+  for (uint64_t s : seeds) {
+    auto clip = render_batch(c, {s}, photos, device);
+    total += psnr(vae->decode(vae->encode(clip)), clip);
+  }
+  vae->train();
+  return total / static_cast<double>(seeds.size());
+}
+
+void check_same_run(const fs::path& stored_path, const VaeTrainConfig& given) {
+  std::ifstream in(stored_path);
+  nlohmann::json stored = nlohmann::json::parse(in), now = given;
+  for (const auto& [key, value] : now.items()) {
+    if (key == "steps" || key == "checkpoint_minutes" || key == "device" || key == "validate_every") continue;
+    if (!stored.contains(key) || stored[key] != value)
+      throw std::invalid_argument(stored_path.string() + ": field '" + key + "' is " +
+                                  (stored.contains(key) ? stored[key].dump() : "absent") + " in this run but " +
+                                  value.dump() + " now; use a new run folder");
+  }
+}
+
+}  // namespace
+
+nlohmann::json latent_statistics(TinyVae& vae, const VaeTrainConfig& c) {
+  torch::NoGradGuard no_grad;
+  auto photos = open_photos(c);
+  const at::Device device = vae->parameters().front().device();
+  std::vector<at::Tensor> latents;
+  for (uint64_t s : world::validation_seeds(c.validation_clips))
+    latents.push_back(vae->encode(render_batch(c, {s}, photos.get(), device)).transpose(1, 2).flatten(2));  // [1, C, T*h*w]
+  auto all = at::cat(latents, 2).squeeze(0).to(at::kDouble).cpu();  // [C, n]
+  auto mean = all.mean(1), stdev = all.std(1);
+  return {{"latent_mean", std::vector<double>(mean.data_ptr<double>(), mean.data_ptr<double>() + mean.numel())},
+          {"latent_std", std::vector<double>(stdev.data_ptr<double>(), stdev.data_ptr<double>() + stdev.numel())}};
+}
+
+int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const RunLimits& limits) {
+  c.validate();
+  const fs::path dir(run_dir);
+  fs::create_directories(dir);
+  if (fs::exists(dir / "config.json")) check_same_run(dir / "config.json", c);
+  std::ofstream(dir / "config.json") << nlohmann::json(c).dump(2) << "\n";
+
+  const at::Device device(c.device);
+  auto photos = open_photos(c);
+  torch::manual_seed(c.seed);  // the initial weights are part of the run: same seed, same run
+  TinyVae vae(tiny_vae_preset(c.preset));
+  vae->to(device);
+  torch::optim::AdamW optimizer(vae->parameters(),
+                                torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay).betas({0.9, 0.99}));
+  Checkpoints checkpoints(run_dir);
+  int64_t step = 0;
+  if (auto latest = checkpoints.latest()) {
+    step = checkpoints.load(*latest, *vae, optimizer).at("step").get<int64_t>();
+    std::fprintf(stderr, "resuming %s from step %lld\n", run_dir.c_str(), static_cast<long long>(step));
+  }
+
+  ClipPool pool(c, photos.get(), device, step);
+  std::ofstream log(dir / "log.jsonl", std::ios::app);
+  Progress progress("vae", c.steps, step);
+  const auto started = std::chrono::steady_clock::now();
+  auto last_checkpoint = started;
+  const int64_t first_step = step;
+  auto minutes_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count() / 60.0;
+  };
+  double smoothed = -1;
+  while (step < c.steps) {
+    const double warm = std::min(1.0, (step + 1) / std::max(1.0, c.warmup_steps));
+    const double cosine = 0.55 + 0.45 * std::cos(M_PI * static_cast<double>(step) / static_cast<double>(c.steps));
+    for (auto& group : optimizer.param_groups())
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(c.lr * warm * cosine);
+
+    auto clips = pool.next(step);  // [B, F, 3, H, W]
+    auto latents = vae->encode(clips);
+    auto recon = vae->decode(latents, /*clamp=*/false);
+    auto l1 = (recon - clips).abs().mean();
+    auto edges = (spatial_gradients(recon) - spatial_gradients(clips)).abs().mean();
+    auto loss = l1 + c.gradient_weight * edges + c.latent_weight * latents.pow(2).mean();
+    optimizer.zero_grad();
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(vae->parameters(), c.grad_clip);
+    optimizer.step();
+    ++step;
+
+    const double value = loss.item<double>();
+    smoothed = smoothed < 0 ? value : 0.98 * smoothed + 0.02 * value;
+    nlohmann::json row{{"step", step}, {"loss", value}, {"l1", l1.item<double>()}};
+    if (step % c.validate_every == 0 || step == c.steps) {
+      row["val_psnr"] = validation_psnr(vae, c, photos.get(), device);
+      std::fprintf(stderr, "\nstep %lld: validation PSNR %.2f dB\n", static_cast<long long>(step), row["val_psnr"].get<double>());
+    }
+    log << row.dump() << "\n";
+    char figures[96];
+    std::snprintf(figures, sizeof figures, "loss %.4f", smoothed);
+    progress.update(step, figures);
+
+    const bool out_of_slice = (limits.max_steps >= 0 && step - first_step >= limits.max_steps) ||
+                              (limits.max_minutes >= 0 && minutes_since(started) >= limits.max_minutes);
+    if (minutes_since(last_checkpoint) >= c.checkpoint_minutes || step == c.steps || out_of_slice) {
+      log.flush();
+      checkpoints.save(step, *vae, optimizer, {{"smoothed_loss", smoothed}});
+      last_checkpoint = std::chrono::steady_clock::now();
+    }
+    if (out_of_slice) break;
+  }
+  progress.finish();
+  if (step < c.steps) return step;
+
+  nlohmann::json exported{{"config", vae->config()}, {"train", c}};
+  exported.update(latent_statistics(vae, c));
+  exported["val_psnr"] = validation_psnr(vae, c, photos.get(), device);
+  io::save_state_dict(*vae, (dir / "model.safetensors").string());
+  std::ofstream(dir / "vae.json") << exported.dump(2) << "\n";
+  return step;
+}
+
+}  // namespace ms

@@ -1,0 +1,55 @@
+// Training the tiny video autoencoder on clips rendered by the world, on the fly.
+//
+// Loss: L1 on pixels + L1 on spatial gradients (edges stay sharp) + a small L2 pull on the latents (keeps their
+// scale near 1 for the diffusion model). AdamW, gradient clipping, checkpoints every few minutes; a run resumes
+// from its newest checkpoint to the same result as an uninterrupted run (clip seeds and noise depend on the step).
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+
+#include "motionstream/model/vae/tiny_vae.h"
+
+namespace ms {
+
+struct VaeTrainConfig {
+  std::string preset = "cpu";  // tiny_vae_preset
+  int64_t width = 128, height = 128, frames = 17, batch = 4;
+  // Rendered clips live in a pool of `pool_size`; each step renders `fresh_per_step` new ones into it and trains on
+  // `batch` drawn from it. 0 = batch (every clip used once). A pool pays off where rendering, not the model, is
+  // the bottleneck (a GPU).
+  int64_t pool_size = 0, fresh_per_step = 0;
+  int64_t steps = 20000;
+  double lr = 1e-3, weight_decay = 1e-4, grad_clip = 1.0, warmup_steps = 200;
+  double gradient_weight = 0.5, latent_weight = 1e-3;
+  double checkpoint_minutes = 3.0;
+  int64_t validate_every = 500, validation_clips = 8;
+  uint64_t seed = 0;
+  std::string device = "cpu";
+  std::string photos;  // data/photos.safetensors; empty = look for the bundled one, "none" = procedural only
+  int64_t pool() const { return pool_size > 0 ? pool_size : batch; }
+  int64_t fresh() const { return fresh_per_step > 0 ? fresh_per_step : batch; }
+  void validate() const;
+};
+void to_json(nlohmann::json& j, const VaeTrainConfig& c);
+void from_json(const nlohmann::json& j, VaeTrainConfig& c);
+
+// Mean PSNR (dB) of reconstructions of the world's validation clips. frames: [N, F, 3, H, W] in [0, 1].
+double psnr(const at::Tensor& a, const at::Tensor& b);
+
+// How much of the run this invocation may do: a run can be done in slices (a few minutes on a lent GPU, a session
+// at a time on a CPU); each slice ends with a checkpoint. Negative = no limit.
+struct RunLimits {
+  int64_t max_steps = -1;
+  double max_minutes = -1;
+};
+
+// Trains into run_dir (config.json, log.jsonl, checkpoints/), resuming from its newest checkpoint if there is one.
+// When the run reaches config.steps, writes run_dir/model.safetensors and run_dir/vae.json (config + per-channel
+// latent mean/std + validation PSNR). Returns the step reached.
+int64_t train_vae(const VaeTrainConfig& config, const std::string& run_dir, const RunLimits& limits = {});
+
+// Per-channel latent statistics of the validation clips: {"latent_mean": [...], "latent_std": [...]}.
+nlohmann::json latent_statistics(TinyVae& vae, const VaeTrainConfig& config);
+
+}  // namespace ms

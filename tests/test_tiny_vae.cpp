@@ -1,0 +1,88 @@
+// The TAEHV-style autoencoder: layout, frame bookkeeping, streaming decode against whole-sequence decode.
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include "motionstream/model/vae/tiny_vae.h"
+#include "test_util.h"
+
+using namespace ms;
+
+namespace {
+void randomize(TinyVae& vae, uint64_t seed) {  // biases too, so that zero inputs still carry signal
+  torch::NoGradGuard no_grad;
+  auto gen = at::detail::createCPUGenerator(seed);
+  for (auto& p : vae->parameters()) {
+    const double fan_in = p.dim() > 1 ? static_cast<double>(p.numel() / p.size(0)) : 1.0;
+    p.copy_(at::empty(p.sizes()).normal_(0.0, 1.0, gen) * std::sqrt(1.0 / fan_in));
+  }
+}
+}  // namespace
+
+TEST(TinyVae, PublicWanPresetUsesTheTaehvLayout) {
+  TinyVae vae(tiny_vae_preset("taehv-wan"));
+  std::map<std::string, std::vector<int64_t>> shapes;
+  int64_t decoder_params = 0;
+  for (const auto& p : vae->named_parameters()) {
+    shapes[p.key()] = p.value().sizes().vec();
+    if (p.key().rfind("decoder.", 0) == 0) decoder_params += p.value().numel();
+  }
+  EXPECT_EQ(shapes.at("decoder.1.weight"), (std::vector<int64_t>{256, 16, 3, 3}));
+  EXPECT_EQ(shapes.at("decoder.3.conv.0.weight"), (std::vector<int64_t>{256, 512, 3, 3}));
+  EXPECT_EQ(shapes.at("decoder.7.conv.weight"), (std::vector<int64_t>{256, 256, 1, 1}));    // TGrow stride 1
+  EXPECT_EQ(shapes.at("decoder.13.conv.weight"), (std::vector<int64_t>{256, 128, 1, 1}));   // TGrow stride 2
+  EXPECT_EQ(shapes.at("decoder.20.weight"), (std::vector<int64_t>{64, 64, 3, 3}));
+  EXPECT_EQ(shapes.at("decoder.22.weight"), (std::vector<int64_t>{3, 64, 3, 3}));
+  EXPECT_EQ(shapes.at("encoder.2.conv.weight"), (std::vector<int64_t>{64, 128, 1, 1}));     // TPool stride 2
+  EXPECT_EQ(shapes.at("encoder.12.conv.weight"), (std::vector<int64_t>{64, 64, 1, 1}));     // TPool stride 1
+  EXPECT_EQ(shapes.at("encoder.17.weight"), (std::vector<int64_t>{16, 64, 3, 3}));
+  EXPECT_EQ(shapes.count("decoder.8.bias"), 0u);  // the width changes are bias-free
+  EXPECT_NEAR(decoder_params / 1e6, 9.8, 0.1);    // SPEC: ~9.8M decoder parameters
+}
+
+TEST(TinyVae, FrameBookkeepingFollowsTheOnePlusFourKLayout) {
+  TinyVae vae(tiny_vae_preset("cpu"));
+  torch::NoGradGuard no_grad;
+  auto frames = torch::rand({2, 9, 3, 32, 48});
+  auto latents = vae->encode(frames);
+  EXPECT_EQ(latents.sizes(), (at::IntArrayRef{2, 3, 16, 4, 6}));
+  auto back = vae->decode(latents);
+  EXPECT_EQ(back.sizes(), frames.sizes());
+  EXPECT_THROW(vae->encode(torch::rand({1, 8, 3, 32, 48})), c10::Error);
+  EXPECT_THROW(vae->encode(torch::rand({1, 5, 3, 30, 48})), c10::Error);
+  EXPECT_THROW(vae->decode(torch::rand({1, 2, 4, 4, 6})), c10::Error);
+}
+
+TEST(TinyVae, EncoderIsCausal) {
+  // Latent k depends on frames up to 4k only: changing frame 5 leaves latents 0 and 1 alone.
+  TinyVae vae(tiny_vae_preset("cpu"));
+  randomize(vae, 2);
+  torch::NoGradGuard no_grad;
+  auto frames = torch::rand({1, 9, 3, 16, 16});
+  auto a = vae->encode(frames);
+  frames[0][5].fill_(0.5);
+  auto b = vae->encode(frames);
+  EXPECT_LT(test::max_abs_diff(a.narrow(1, 0, 2), b.narrow(1, 0, 2)), 1e-6);
+  EXPECT_GT(test::max_abs_diff(a.narrow(1, 2, 1), b.narrow(1, 2, 1)), 1e-4);
+}
+
+TEST(TinyVae, StreamingDecodeEqualsWholeSequenceDecode) {
+  TinyVae vae(tiny_vae_preset("cpu"));
+  randomize(vae, 1);
+  torch::NoGradGuard no_grad;
+  auto latents = torch::randn({2, 5, 16, 4, 6});
+  auto whole = vae->decode(latents);  // [2, 17, 3, 32, 48]
+  ASSERT_EQ(whole.size(1), 17);
+  StreamingDecoder stream(vae);
+  std::vector<at::Tensor> pieces;
+  for (int64_t t = 0; t < 5; ++t) {
+    auto frames = stream.push(latents.select(1, t));
+    EXPECT_EQ(frames.size(1), t == 0 ? 1 : 4);
+    pieces.push_back(frames);
+  }
+  auto streamed = at::cat(pieces, 1);
+  EXPECT_GT(whole.abs().max().item<double>(), 1e-2);  // not trivially zero
+  EXPECT_LT(test::max_abs_diff(streamed, whole), 1e-5);
+  stream.reset();
+  EXPECT_LT(test::max_abs_diff(stream.push(latents.select(1, 0)), whole.narrow(1, 0, 1)), 1e-5);
+}

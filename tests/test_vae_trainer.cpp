@@ -1,0 +1,106 @@
+// Autoencoder training: it learns, it resumes to the same result, and it refuses what does not belong to the run.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "motionstream/io/safetensors.h"
+#include "motionstream/train/vae_trainer.h"
+#include "test_util.h"
+
+using namespace ms;
+namespace fs = std::filesystem;
+
+namespace {
+VaeTrainConfig tiny_run(int64_t steps) {
+  VaeTrainConfig c;
+  c.width = 32;
+  c.height = 32;
+  c.frames = 5;
+  c.batch = 1;
+  c.steps = steps;
+  c.checkpoint_minutes = 0;  // every step
+  c.validate_every = 1000;
+  c.validation_clips = 1;
+  c.warmup_steps = 2;
+  c.photos = "none";
+  return c;
+}
+std::vector<nlohmann::json> read_log(const fs::path& p) {
+  std::vector<nlohmann::json> rows;
+  std::ifstream in(p);
+  for (std::string line; std::getline(in, line);) rows.push_back(nlohmann::json::parse(line));
+  return rows;
+}
+}  // namespace
+
+void expect_resume_matches(const VaeTrainConfig& config, const std::string& name) {
+  const auto a = test::temp_dir(name + "_straight"), b = test::temp_dir(name + "_resumed");
+  train_vae(config, a.string());
+  EXPECT_EQ(train_vae(config, b.string(), RunLimits{2, -1}), 2);  // a slice of 2 steps, as if killed there
+  ASSERT_TRUE(fs::exists(b / "checkpoints" / "step-00000002" / "model.safetensors"));
+  EXPECT_FALSE(fs::exists(b / "model.safetensors"));
+  EXPECT_EQ(train_vae(config, b.string()), 4);  // resumes from step 2
+  io::SafetensorsFile fa((a / "model.safetensors").string()), fb((b / "model.safetensors").string());
+  ASSERT_EQ(fa.tensors().size(), fb.tensors().size());
+  double worst = 0;
+  for (const auto& t : fa.tensors()) {
+    auto x = fa.to_float(t), y = fb.to_float(fb.at(t.name));
+    for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, static_cast<double>(std::abs(x[i] - y[i])));
+  }
+  EXPECT_LT(worst, 1e-6);
+  EXPECT_EQ(read_log(b / "log.jsonl").size(), 4u);  // steps 1-2, then 3-4 after the resume
+  auto stats = nlohmann::json::parse(std::ifstream(b / "vae.json"));
+  EXPECT_EQ(stats["latent_std"].size(), 16u);
+}
+
+TEST(VaeTrainer, ResumedRunEqualsUninterruptedRun) { expect_resume_matches(tiny_run(4), "vae"); }
+
+TEST(VaeTrainer, ResumedRunWithAClipPoolEqualsUninterruptedRun) {
+  VaeTrainConfig c = tiny_run(4);
+  c.batch = 2;
+  c.pool_size = 3;
+  c.fresh_per_step = 1;
+  expect_resume_matches(c, "vae_pool");
+}
+
+TEST(VaeTrainer, RefusesCorruptCheckpointsAndForeignConfigs) {
+  const auto dir = test::temp_dir("vae_refuse");
+  train_vae(tiny_run(2), dir.string());
+  VaeTrainConfig other = tiny_run(3);
+  other.width = 48;
+  try {
+    train_vae(other, dir.string());
+    FAIL() << "a run folder accepted a different width";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("width"), std::string::npos) << e.what();
+  }
+  const auto model = dir / "checkpoints" / "step-00000002" / "model.safetensors";
+  fs::resize_file(model, fs::file_size(model) / 2);
+  try {
+    train_vae(tiny_run(3), dir.string());
+    FAIL() << "a truncated checkpoint was accepted";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("model.safetensors"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::exists(model));  // the damaged file is left for inspection, nothing else is touched
+  EXPECT_THROW(train_vae(VaeTrainConfig{[] { auto c = tiny_run(2); c.frames = 6; return c; }()}, dir.string()),
+               std::invalid_argument);
+}
+
+TEST(VaeTrainer, ReconstructionLossFalls) {
+  const auto dir = test::temp_dir("vae_learns");
+  VaeTrainConfig c = tiny_run(40);
+  c.checkpoint_minutes = 100;
+  c.lr = 3e-3;
+  train_vae(c, dir.string());
+  auto rows = read_log(dir / "log.jsonl");
+  ASSERT_EQ(rows.size(), 40u);
+  double first = 0, last = 0;
+  for (int i = 0; i < 8; ++i) {
+    first += rows[i]["l1"].get<double>();
+    last += rows[rows.size() - 1 - i]["l1"].get<double>();
+  }
+  EXPECT_LT(last, 0.8 * first) << "first " << first / 8 << " last " << last / 8;
+}
