@@ -55,7 +55,8 @@ void to_json(nlohmann::json& j, const VaeTrainConfig& c) {
                      {"gradient_weight", c.gradient_weight}, {"latent_weight", c.latent_weight},
                      {"checkpoint_minutes", c.checkpoint_minutes}, {"validate_every", c.validate_every},
                      {"validation_clips", c.validation_clips}, {"seed", c.seed},
-                     {"device", c.device},         {"photos", c.photos}};
+                     {"device", c.device},         {"render_device", c.render_device},
+                     {"photos", c.photos}};
 }
 
 void from_json(const nlohmann::json& j, VaeTrainConfig& c) {
@@ -85,6 +86,7 @@ void from_json(const nlohmann::json& j, VaeTrainConfig& c) {
     out.validation_clips = defaults["validation_clips"].get<int64_t>();
     out.seed = defaults["seed"].get<uint64_t>();
     out.device = defaults["device"].get<std::string>();
+    out.render_device = defaults["render_device"].get<std::string>();
     out.photos = defaults["photos"].get<std::string>();
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(std::string("VaeTrainConfig: bad value (") + e.what() + ")");
@@ -116,8 +118,9 @@ at::Tensor render_batch(const VaeTrainConfig& c, const std::vector<uint64_t>& se
   spec.height = c.height;
   spec.frames = c.frames;
   std::vector<at::Tensor> clips;
-  for (uint64_t s : seeds) clips.push_back(world::render_clip(spec, s, photos, device).video);
-  return at::stack(clips);
+  const at::Device render_on = c.render_device.empty() ? device : at::Device(c.render_device);
+  for (uint64_t s : seeds) clips.push_back(world::render_clip(spec, s, photos, render_on).video);
+  return at::stack(clips).to(device);
 }
 
 // The training clips in the pool before step s are the clip indices [s * fresh, s * fresh + pool), clip n in slot
@@ -173,7 +176,9 @@ void check_same_run(const fs::path& stored_path, const VaeTrainConfig& given) {
   std::ifstream in(stored_path);
   nlohmann::json stored = nlohmann::json::parse(in), now = given;
   for (const auto& [key, value] : now.items()) {
-    if (key == "steps" || key == "checkpoint_minutes" || key == "device" || key == "validate_every") continue;
+    if (key == "steps" || key == "checkpoint_minutes" || key == "device" || key == "render_device" ||
+        key == "validate_every")
+      continue;  // how and where a run computes, not what it computes
     if (!stored.contains(key) || stored[key] != value)
       throw std::invalid_argument(stored_path.string() + ": field '" + key + "' is " +
                                   (stored.contains(key) ? stored[key].dump() : "absent") + " in this run but " +

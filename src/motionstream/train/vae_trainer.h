@@ -26,6 +26,7 @@ struct VaeTrainConfig {
   int64_t validate_every = 500, validation_clips = 8;
   uint64_t seed = 0;
   std::string device = "cpu";
+  std::string render_device;  // where the world renders clips; empty = `device`
   std::string photos;  // data/photos.safetensors; empty = look for the bundled one, "none" = procedural only
   int64_t pool() const { return pool_size > 0 ? pool_size : batch; }
   int64_t fresh() const { return fresh_per_step > 0 ? fresh_per_step : batch; }
