@@ -70,8 +70,11 @@ nlohmann::json Checkpoints::load(const std::string& folder, torch::nn::Module& m
     throw std::runtime_error(state_path.string() + ": corrupt checkpoint state (" + e.what() + ")");
   }
   io::load_state_dict(model, (dir / "model.safetensors").string());
+  // The optimizer state goes where the model is: a run checkpointed on a GPU resumes on a CPU and back.
+  const auto params = model.parameters();
+  const c10::optional<at::Device> device = params.empty() ? c10::nullopt : c10::optional<at::Device>(params.front().device());
   try {
-    torch::load(optimizer, (dir / "optimizer.pt").string());
+    torch::load(optimizer, (dir / "optimizer.pt").string(), device);
   } catch (const c10::Error& e) {
     throw std::runtime_error((dir / "optimizer.pt").string() + ": cannot restore the optimizer: " +
                              e.what_without_backtrace());
