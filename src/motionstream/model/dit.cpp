@@ -190,8 +190,8 @@ at::Tensor WanDiTImpl::assemble_input(const DitInput& in) {
                   "WanDiT: tracks must be [", B, ", ", c.packed_track_channels(), ", ", F, ", ", H, ", ", W,
                   "], got ", in.tracks.sizes());
       parts.push_back(track_head(in.tracks.to(in.noisy.scalar_type())));
-    } else {
-      parts.push_back(at::zeros({B, c.track_channels, F, H, W}, in.noisy.options()));
+    } else {  // no tracks = an all-zero raster, the same input track dropout trains
+      parts.push_back(track_head->bias.to(in.noisy.scalar_type()).view({1, -1, 1, 1, 1}).expand({B, -1, F, H, W}));
     }
   } else {
     TORCH_CHECK(!in.tracks.defined(), "WanDiT: tracks were given to a model without a track head");

@@ -138,13 +138,20 @@ DitConfig dit_preset(const std::string& name) {
     c.text_len = 7;
     return c;
   }
+  if (name == "tiny-motion") {  // training tests: the tiny shapes in a 16-channel latent space
+    DitConfig t = dit_preset("tiny");
+    t.name = name;
+    t.latent_channels = 16;
+    t.text_len = 16;
+    return t;
+  }
   std::string known;
   for (const auto& n : dit_preset_names()) known += (known.empty() ? "" : ", ") + n;
   throw std::invalid_argument("unknown model preset '" + name + "' (known: " + known + ")");
 }
 
 std::vector<std::string> dit_preset_names() {
-  return {"wan-1.3b", "wan-1.3b-i2v", "wan-1.3b-motion", "cpu-small", "tiny"};
+  return {"wan-1.3b", "wan-1.3b-i2v", "wan-1.3b-motion", "cpu-small", "tiny", "tiny-motion"};
 }
 
 void to_json(nlohmann::json& j, const DitConfig& c) {

@@ -52,7 +52,7 @@ struct DitConfig {
 };
 
 // Presets: "wan-1.3b" (Wan2.1 1.3B T2V layout), "wan-1.3b-i2v", "wan-1.3b-motion" (I2V + 16 track channels),
-// "cpu-small" (the CPU streaming benchmark model), "tiny" (unit tests).
+// "cpu-small" (the CPU streaming benchmark model), "tiny" (unit tests), "tiny-motion" (training tests).
 DitConfig dit_preset(const std::string& name);
 std::vector<std::string> dit_preset_names();
 

@@ -34,13 +34,13 @@ std::vector<fs::path> complete_checkpoints(const fs::path& dir) {
 
 Checkpoints::Checkpoints(std::string run_dir, int keep) : dir_((fs::path(run_dir) / "checkpoints").string()), keep_(keep) {}
 
-void Checkpoints::save(int64_t step, const torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+void Checkpoints::save(int64_t step, const NamedModules& modules, torch::optim::Optimizer& optimizer,
                        const nlohmann::json& state) const {
   const fs::path final_dir = fs::path(dir_) / step_name(step);
   const fs::path tmp = fs::path(dir_) / (".tmp-" + step_name(step));
   fs::remove_all(tmp);
   fs::create_directories(tmp);
-  io::save_state_dict(model, (tmp / "model.safetensors").string());
+  for (const auto& [name, module] : modules) io::save_state_dict(*module, (tmp / (name + ".safetensors")).string());
   torch::save(optimizer, (tmp / "optimizer.pt").string());
   nlohmann::json s = state;
   s["step"] = step;
@@ -57,7 +57,7 @@ std::optional<std::string> Checkpoints::latest() const {
   return all.back().string();
 }
 
-nlohmann::json Checkpoints::load(const std::string& folder, torch::nn::Module& model,
+nlohmann::json Checkpoints::load(const std::string& folder, const NamedModules& modules,
                                  torch::optim::Optimizer& optimizer) const {
   const fs::path dir(folder);
   const fs::path state_path = dir / "state.json";
@@ -69,9 +69,9 @@ nlohmann::json Checkpoints::load(const std::string& folder, torch::nn::Module& m
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(state_path.string() + ": corrupt checkpoint state (" + e.what() + ")");
   }
-  io::load_state_dict(model, (dir / "model.safetensors").string());
+  for (const auto& [name, module] : modules) io::load_state_dict(*module, (dir / (name + ".safetensors")).string());
   // The optimizer state goes where the model is: a run checkpointed on a GPU resumes on a CPU and back.
-  const auto params = model.parameters();
+  const auto params = modules.front().second->parameters();
   const c10::optional<at::Device> device = params.empty() ? c10::nullopt : c10::optional<at::Device>(params.front().device());
   try {
     torch::load(optimizer, (dir / "optimizer.pt").string(), device);

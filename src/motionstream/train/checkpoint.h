@@ -1,4 +1,4 @@
-// Checkpoints of a training run: <run>/checkpoints/step-00001200/{model.safetensors, optimizer.pt, state.json}.
+// Checkpoints of a training run: <run>/checkpoints/step-00001200/{<name>.safetensors..., optimizer.pt, state.json}.
 // Written into a temporary folder and renamed into place, so a run killed mid-write keeps its last good checkpoint.
 #pragma once
 
@@ -8,19 +8,24 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace ms {
+
+// The modules a checkpoint holds, by file name: {"model", &model}, {"ema", &ema}, ...
+using NamedModules = std::vector<std::pair<std::string, torch::nn::Module*>>;
 
 class Checkpoints {
  public:
   explicit Checkpoints(std::string run_dir, int keep = 3);
 
-  void save(int64_t step, const torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+  void save(int64_t step, const NamedModules& modules, torch::optim::Optimizer& optimizer,
             const nlohmann::json& state) const;
   std::optional<std::string> latest() const;  // the newest complete checkpoint folder
-  // Restores model and optimizer from a checkpoint folder and returns its state.json. A missing, corrupt or
-  // mismatched checkpoint throws an error naming the file (the model is checked before anything is copied).
-  nlohmann::json load(const std::string& folder, torch::nn::Module& model, torch::optim::Optimizer& optimizer) const;
+  // Restores the modules and the optimizer from a checkpoint folder and returns its state.json. A missing, corrupt
+  // or mismatched checkpoint throws an error naming the file (each module is checked before anything is copied).
+  nlohmann::json load(const std::string& folder, const NamedModules& modules, torch::optim::Optimizer& optimizer) const;
 
  private:
   std::string dir_;

@@ -13,6 +13,8 @@
 
 #include "motionstream/io/state_dict.h"
 #include "motionstream/train/checkpoint.h"
+#include "motionstream/train/clip_pool.h"
+#include "motionstream/train/training_run.h"
 #include "motionstream/train/photo_bank.h"
 #include "motionstream/train/world.h"
 #include "motionstream/util/progress.h"
@@ -110,48 +112,23 @@ std::unique_ptr<world::PhotoBank> open_photos(const VaeTrainConfig& c) {
   return std::make_unique<world::PhotoBank>(path);
 }
 
-// [count, F, 3, H, W] clips with the given seeds, rendered on `device`.
-at::Tensor render_batch(const VaeTrainConfig& c, const std::vector<uint64_t>& seeds, const world::PhotoBank* photos,
-                        const at::Device& device) {
+world::WorldSpec world_spec(const VaeTrainConfig& c) {
   world::WorldSpec spec;
   spec.width = c.width;
   spec.height = c.height;
   spec.frames = c.frames;
+  return spec;
+}
+
+// [count, F, 3, H, W] clips with the given seeds, on `device`.
+at::Tensor render_batch(const VaeTrainConfig& c, const std::vector<uint64_t>& seeds, const world::PhotoBank* photos,
+                        const at::Device& device) {
+  const world::WorldSpec spec = world_spec(c);
   std::vector<at::Tensor> clips;
   const at::Device render_on = c.render_device.empty() ? device : at::Device(c.render_device);
   for (uint64_t s : seeds) clips.push_back(world::render_clip(spec, s, photos, render_on).video);
   return at::stack(clips).to(device);
 }
-
-// The training clips in the pool before step s are the clip indices [s * fresh, s * fresh + pool), clip n in slot
-// n % pool: a resumed run rebuilds exactly the pool it had. Clip seeds stay far below the validation seeds (9e12 on).
-class ClipPool {
- public:
-  ClipPool(const VaeTrainConfig& c, const world::PhotoBank* photos, const at::Device& device, int64_t step)
-      : c_(c), photos_(photos), device_(device) {
-    std::vector<uint64_t> seeds;
-    for (int64_t n = step * c.fresh(); n < step * c.fresh() + c.pool(); ++n) seeds.push_back(seed(n));
-    clips_ = render_batch(c, seeds, photos, device);  // [pool, F, 3, H, W]
-    clips_ = at::roll(clips_, {(step * c.fresh()) % c.pool()}, {0});  // clip n -> slot n % pool
-  }
-  // Renders the step's fresh clips into the pool and draws the step's batch: [batch, F, 3, H, W]
-  at::Tensor next(int64_t step) {
-    for (int64_t i = 0; i < c_.fresh(); ++i) {
-      const int64_t n = step * c_.fresh() + c_.pool() + i;
-      clips_[n % c_.pool()].copy_(render_batch(c_, {seed(n)}, photos_, device_)[0]);
-    }
-    auto gen = at::detail::createCPUGenerator(c_.seed * 7919 + static_cast<uint64_t>(step));
-    auto pick = at::randperm(c_.pool(), gen).narrow(0, 0, c_.batch).to(device_);
-    return clips_.index_select(0, pick);
-  }
-
- private:
-  uint64_t seed(int64_t n) const { return c_.seed * 1000003ULL + static_cast<uint64_t>(n); }
-  const VaeTrainConfig& c_;
-  const world::PhotoBank* photos_;
-  at::Device device_;
-  at::Tensor clips_;
-};
 
 at::Tensor spatial_gradients(const at::Tensor& x) {  // [..., H, W] -> horizontal and vertical differences
   auto dx = x.narrow(-1, 1, x.size(-1) - 1) - x.narrow(-1, 0, x.size(-1) - 1);
@@ -172,20 +149,6 @@ double validation_psnr(TinyVae& vae, const VaeTrainConfig& c, const world::Photo
   return total / static_cast<double>(seeds.size());
 }
 
-void check_same_run(const fs::path& stored_path, const VaeTrainConfig& given) {
-  std::ifstream in(stored_path);
-  nlohmann::json stored = nlohmann::json::parse(in), now = given;
-  for (const auto& [key, value] : now.items()) {
-    if (key == "steps" || key == "checkpoint_minutes" || key == "device" || key == "render_device" ||
-        key == "validate_every")
-      continue;  // how and where a run computes, not what it computes
-    if (!stored.contains(key) || stored[key] != value)
-      throw std::invalid_argument(stored_path.string() + ": field '" + key + "' is " +
-                                  (stored.contains(key) ? stored[key].dump() : "absent") + " in this run but " +
-                                  value.dump() + " now; use a new run folder");
-  }
-}
-
 }  // namespace
 
 nlohmann::json latent_statistics(TinyVae& vae, const VaeTrainConfig& c) {
@@ -204,9 +167,7 @@ nlohmann::json latent_statistics(TinyVae& vae, const VaeTrainConfig& c) {
 int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const RunLimits& limits) {
   c.validate();
   const fs::path dir(run_dir);
-  fs::create_directories(dir);
-  if (fs::exists(dir / "config.json")) check_same_run(dir / "config.json", c);
-  std::ofstream(dir / "config.json") << nlohmann::json(c).dump(2) << "\n";
+  record_run_config(run_dir, c, {"steps", "checkpoint_minutes", "device", "render_device", "validate_every"});
 
   const at::Device device(c.device);
   auto photos = open_photos(c);
@@ -218,11 +179,18 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
   Checkpoints checkpoints(run_dir);
   int64_t step = 0;
   if (auto latest = checkpoints.latest()) {
-    step = checkpoints.load(*latest, *vae, optimizer).at("step").get<int64_t>();
+    step = checkpoints.load(*latest, {{"model", vae.get()}}, optimizer).at("step").get<int64_t>();
     std::fprintf(stderr, "resuming %s from step %lld\n", run_dir.c_str(), static_cast<long long>(step));
   }
 
-  ClipPool pool(c, photos.get(), device, step);
+  ClipPoolConfig pool_config;
+  pool_config.spec = world_spec(c);
+  pool_config.pool = c.pool();
+  pool_config.fresh = c.fresh();
+  pool_config.batch = c.batch;
+  pool_config.seed = c.seed;
+  pool_config.render_device = c.render_device.empty() ? device : at::Device(c.render_device);
+  ClipPool pool(pool_config, photos.get(), step);
   std::ofstream log(dir / "log.jsonl", std::ios::app);
   Progress progress("vae", c.steps, step);
   const auto started = std::chrono::steady_clock::now();
@@ -233,12 +201,10 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
   };
   double smoothed = -1;
   while (step < c.steps) {
-    const double warm = std::min(1.0, (step + 1) / std::max(1.0, c.warmup_steps));
-    const double cosine = 0.55 + 0.45 * std::cos(M_PI * static_cast<double>(step) / static_cast<double>(c.steps));
     for (auto& group : optimizer.param_groups())
-      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(c.lr * warm * cosine);
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(scheduled_lr(c.lr, step, c.warmup_steps, c.steps));
 
-    auto clips = pool.next(step);  // [B, F, 3, H, W]
+    auto clips = ClipPool::videos(pool.next(step), device);  // [B, F, 3, H, W]
     auto latents = vae->encode(clips);
     auto recon = vae->decode(latents, /*clamp=*/false);
     auto l1 = (recon - clips).abs().mean();
@@ -266,7 +232,7 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
                               (limits.max_minutes >= 0 && minutes_since(started) >= limits.max_minutes);
     if (minutes_since(last_checkpoint) >= c.checkpoint_minutes || step == c.steps || out_of_slice) {
       log.flush();
-      checkpoints.save(step, *vae, optimizer, {{"smoothed_loss", smoothed}});
+      checkpoints.save(step, {{"model", vae.get()}}, optimizer, {{"smoothed_loss", smoothed}});
       last_checkpoint = std::chrono::steady_clock::now();
     }
     if (out_of_slice) break;

@@ -1,0 +1,202 @@
+#include "motionstream/train/teacher_trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+#include <torch/utils.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "motionstream/diffusion/flow_schedule.h"
+#include "motionstream/model/motion_model.h"
+#include "motionstream/train/checkpoint.h"
+#include "motionstream/train/clip_pool.h"
+#include "motionstream/train/training_run.h"
+#include "motionstream/util/progress.h"
+
+namespace fs = std::filesystem;
+
+namespace ms {
+
+void TeacherTrainConfig::validate() const {
+  if (width % 16 || height % 16 || width <= 0 || height <= 0)
+    throw std::invalid_argument("TeacherTrainConfig: width and height must be positive multiples of 16");
+  if (frames < 5 || (frames - 1) % 4) throw std::invalid_argument("TeacherTrainConfig.frames must be 1 + 4k, k >= 1");
+  if (batch < 1 || steps < 1 || !(lr > 0) || !(ema >= 0 && ema < 1) || !(shift > 0))
+    throw std::invalid_argument("TeacherTrainConfig: batch, steps, lr, shift must be positive and ema in [0, 1)");
+  if (validate_every < 1 || validation_clips < 1)
+    throw std::invalid_argument("TeacherTrainConfig: validate_every and validation_clips must be >= 1");
+  data().validate();
+  const DitConfig model = ms::dit_preset(dit_preset);
+  if (!model.image_condition || model.track_channels == 0)
+    throw std::invalid_argument("TeacherTrainConfig.dit_preset '" + dit_preset +
+                                "' has no image condition or no track head");
+}
+
+namespace {
+
+world::WorldSpec world_spec(const TeacherTrainConfig& c) {
+  world::WorldSpec spec;
+  spec.width = c.width;
+  spec.height = c.height;
+  spec.frames = c.frames;
+  return spec;
+}
+
+// The words of the world's captions (photo descriptions included): the prompt vocabulary of a run.
+std::vector<std::string> world_vocabulary(const world::WorldSpec& spec, const world::PhotoBank* photos) {
+  std::vector<std::string> captions;
+  for (uint64_t s = 0; s < 3000; ++s) captions.push_back(world::make_scene(spec, 7'000'000'000ULL + s, photos).caption);
+  return build_vocabulary(captions);
+}
+
+std::vector<std::string> run_vocabulary(const fs::path& dir, const world::WorldSpec& spec, const world::PhotoBank* photos) {
+  const fs::path path = dir / "vocabulary.json";
+  if (fs::exists(path)) return nlohmann::json::parse(std::ifstream(path)).get<std::vector<std::string>>();
+  auto vocabulary = world_vocabulary(spec, photos);
+  std::ofstream(path) << nlohmann::json(vocabulary).dump() << "\n";
+  return vocabulary;
+}
+
+// Rectified-flow loss at noise levels s [B] with the given noise: || v(x_s) - (noise - x0) ||^2
+at::Tensor flow_loss(MotionModel& model, const MotionBatch& b, const at::Tensor& s, const at::Tensor& noise) {
+  const int64_t B = b.x0.size(0), T = b.x0.size(2);
+  auto level = s.view({B, 1, 1, 1, 1});
+  DitInput in;
+  in.noisy = (1 - level) * b.x0 + level * noise;
+  in.timesteps = (s * 1000.0).unsqueeze(1).expand({B, T}).contiguous();
+  in.condition = b.condition;
+  in.tracks = b.tracks;
+  auto attn = MaskedSelfAttention::bidirectional({T, b.x0.size(3) / 2, b.x0.size(4) / 2}, model->dit->config().head_dim());
+  auto velocity = model->dit->forward(in, model->encode_prompts(b.captions), attn);
+  return (velocity - FlowSchedule::velocity_target(b.x0, noise)).pow(2).mean();
+}
+
+// Deterministic validation: fixed clips, every track given, noise levels 0.3 / 0.6 / 0.9, fixed noise.
+double validation_loss(MotionModel& model, const TeacherTrainConfig& c, LatentCodec& codec,
+                       const world::PhotoBank* photos, const at::Device& device) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  MotionDataConfig all = c.data();
+  all.text_dropout = all.track_dropout = all.frame_zero_prob = 0;
+  double total = 0;
+  int count = 0;
+  for (uint64_t seed : world::validation_seeds(c.validation_clips)) {
+    const world::Clip clip = world::render_clip(world_spec(c), seed, photos, device);
+    auto gen = at::detail::createCPUGenerator(seed);
+    auto latents = codec.encode(clip.video.to(device).unsqueeze(0));  // [1, C, T, h, w]
+    auto batch = make_motion_batch({&clip}, {latents[0]}, model->dit->config(), all, gen);
+    for (double s : {0.3, 0.6, 0.9}) {
+      auto noise = at::randn(batch.x0.sizes(), gen).to(device);
+      total += flow_loss(model, batch, at::full({1}, s, batch.x0.options()), noise).item<double>();
+      ++count;
+    }
+  }
+  model->train();
+  return total / count;
+}
+
+}  // namespace
+
+int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, const RunLimits& limits) {
+  c.validate();
+  const fs::path dir(run_dir);
+  record_run_config(run_dir, c, {"steps", "checkpoint_minutes", "device", "render_device", "validate_every"});
+  const at::Device device(c.device);
+  std::unique_ptr<world::PhotoBank> photos;
+  if (c.photos != "none") {
+    const std::string path = c.photos.empty() ? world::find_photo_bank() : c.photos;
+    if (!path.empty()) photos = std::make_unique<world::PhotoBank>(path);
+  }
+  LatentCodec codec(c.codec, device);
+  const auto vocabulary = run_vocabulary(dir, world_spec(c), photos.get());
+
+  torch::manual_seed(c.seed);  // initial weights are part of the run
+  DitConfig dit = dit_preset(c.dit_preset);
+  MotionModel model(dit, vocabulary), ema(dit, vocabulary);
+  init_dit_weights(*model->dit, c.seed);
+  model->to(device);
+  ema->to(device);
+  ema_update(*ema, *model, 0.0);  // start equal
+  torch::optim::AdamW optimizer(model->parameters(),
+                                torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay).betas({0.9, 0.99}));
+  Checkpoints checkpoints(run_dir);
+  const NamedModules saved{{"model", model.get()}, {"ema", ema.get()}};
+  int64_t step = 0;
+  if (auto latest = checkpoints.latest()) {
+    step = checkpoints.load(*latest, saved, optimizer).at("step").get<int64_t>();
+    std::fprintf(stderr, "resuming %s from step %lld\n", run_dir.c_str(), static_cast<long long>(step));
+  }
+
+  ClipPoolConfig pool_config;
+  pool_config.spec = world_spec(c);
+  pool_config.batch = c.batch;
+  pool_config.pool = c.pool_size > 0 ? c.pool_size : c.batch;
+  pool_config.fresh = c.fresh_per_step > 0 ? c.fresh_per_step : c.batch;
+  pool_config.seed = c.seed;
+  pool_config.render_device = c.render_device.empty() ? device : at::Device(c.render_device);
+  ClipPool pool(pool_config, photos.get(), step);
+  LatentCache latent_cache(codec, static_cast<size_t>(pool_config.pool));
+
+  std::ofstream log(dir / "log.jsonl", std::ios::app);
+  Progress progress("teacher", c.steps, step);
+  const auto started = std::chrono::steady_clock::now();
+  auto last_checkpoint = started;
+  const int64_t first_step = step;
+  auto minutes_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count() / 60.0;
+  };
+  const FlowSchedule schedule{c.shift};
+  double smoothed = -1;
+  while (step < c.steps) {
+    for (auto& group : optimizer.param_groups())
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(scheduled_lr(c.lr, step, c.warmup_steps, c.steps));
+    auto gen = at::detail::createCPUGenerator(c.seed * 104729 + static_cast<uint64_t>(step));
+    auto clips = pool.next(step);
+    auto batch = make_motion_batch(clips, latent_cache.latents(clips, device), dit, c.data(), gen);
+    // Noise levels: uniform, warped by the shift (more time at high noise, where the layout is decided).
+    auto u = at::rand({c.batch}, gen, at::TensorOptions().dtype(at::kDouble));
+    auto s = (schedule.shift * u / (1 + (schedule.shift - 1) * u)).to(at::kFloat).to(device);
+    auto noise = at::randn(batch.x0.sizes(), gen).to(device);
+    auto loss = flow_loss(model, batch, s, noise);
+    optimizer.zero_grad();
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(model->parameters(), c.grad_clip);
+    optimizer.step();
+    ema_update(*ema, *model, c.ema);
+    ++step;
+
+    const double value = loss.item<double>();
+    smoothed = smoothed < 0 ? value : 0.98 * smoothed + 0.02 * value;
+    nlohmann::json row{{"step", step}, {"loss", value}};
+    if (step % c.validate_every == 0 || step == c.steps) {
+      row["val_loss_ema"] = validation_loss(ema, c, codec, photos.get(), device);
+      std::fprintf(stderr, "\nstep %lld: validation flow loss (EMA) %.4f\n", static_cast<long long>(step),
+                   row["val_loss_ema"].get<double>());
+    }
+    log << row.dump() << "\n";
+    char figures[64];
+    std::snprintf(figures, sizeof figures, "loss %.4f", smoothed);
+    progress.update(step, figures);
+
+    const bool out_of_slice = (limits.max_steps >= 0 && step - first_step >= limits.max_steps) ||
+                              (limits.max_minutes >= 0 && minutes_since(started) >= limits.max_minutes);
+    if (minutes_since(last_checkpoint) >= c.checkpoint_minutes || step == c.steps || out_of_slice) {
+      log.flush();
+      checkpoints.save(step, saved, optimizer, {{"smoothed_loss", smoothed}});
+      last_checkpoint = std::chrono::steady_clock::now();
+    }
+    if (out_of_slice) break;
+  }
+  progress.finish();
+  if (step < c.steps) return step;
+  const fs::path out = dir / "model";
+  save_motion_model(ema, out.string(), fs::relative(fs::absolute(c.codec), fs::absolute(out)).string(),
+                    {{"stage", "teacher"}, {"shift", c.shift}, {"steps", step}});
+  return step;
+}
+
+}  // namespace ms

@@ -1,0 +1,43 @@
+// Stage 1: the bidirectional teacher. A motion-conditioned Wan-layout DiT (image-to-video + track channels) and its
+// prompt encoder, trained with the rectified-flow loss (timestep shift 6) on the world's clips in the autoencoder's
+// normalised latent space, with text and track dropout (what guidance needs) and random-frame track zeroing.
+// AdamW, warm-up + cosine, gradient clipping, EMA; checkpoints and exact resume like every stage.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "motionstream/train/motion_batch.h"
+#include "motionstream/train/vae_trainer.h"
+
+namespace ms {
+
+struct TeacherTrainConfig {
+  std::string dit_preset = "cpu-small";
+  std::string codec = "models/tiny-vae-128";  // autoencoder folder (model.safetensors + vae.json)
+  int64_t width = 128, height = 128, frames = 17;
+  int64_t batch = 8, pool_size = 0, fresh_per_step = 0;
+  int64_t steps = 100000;
+  double lr = 3e-4, weight_decay = 0.01, grad_clip = 1.0, warmup_steps = 500, ema = 0.999;
+  double shift = 6.0;
+  int64_t min_tracks = 1, max_tracks = 64;
+  double text_dropout = 0.1, track_dropout = 0.1, frame_zero_prob = 0.2;
+  double checkpoint_minutes = 5.0;
+  int64_t validate_every = 500, validation_clips = 8;
+  uint64_t seed = 0;
+  std::string device = "cpu", render_device, photos;
+
+  MotionDataConfig data() const { return {min_tracks, max_tracks, text_dropout, track_dropout, frame_zero_prob}; }
+  void validate() const;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TeacherTrainConfig, dit_preset, codec, width, height, frames, batch,
+                                                pool_size, fresh_per_step, steps, lr, weight_decay, grad_clip,
+                                                warmup_steps, ema, shift, min_tracks, max_tracks, text_dropout,
+                                                track_dropout, frame_zero_prob, checkpoint_minutes, validate_every,
+                                                validation_clips, seed, device, render_device, photos)
+
+// Trains into run_dir, resuming from its newest checkpoint. When the run reaches config.steps, exports the EMA
+// model to run_dir/model (save_motion_model). Returns the step reached.
+int64_t train_teacher(const TeacherTrainConfig& config, const std::string& run_dir, const RunLimits& limits = {});
+
+}  // namespace ms

@@ -1,0 +1,133 @@
+// The teacher stage, guidance and the prompt encoder.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "motionstream/diffusion/guidance.h"
+#include "motionstream/io/safetensors.h"
+#include "motionstream/io/state_dict.h"
+#include "motionstream/model/motion_model.h"
+#include "motionstream/train/teacher_trainer.h"
+#include "test_util.h"
+
+using namespace ms;
+namespace fs = std::filesystem;
+
+namespace {
+// An autoencoder folder with random weights and unit statistics: enough for the training plumbing.
+std::string random_codec(const std::string& name) {
+  const auto dir = test::temp_dir(name);
+  torch::manual_seed(3);
+  TinyVae vae(tiny_vae_preset("cpu"));
+  io::save_state_dict(*vae, (dir / "model.safetensors").string());
+  nlohmann::json j{{"config", vae->config()},
+                   {"latent_mean", std::vector<double>(16, 0.0)},
+                   {"latent_std", std::vector<double>(16, 1.0)}};
+  std::ofstream(dir / "vae.json") << j.dump();
+  return dir.string();
+}
+TeacherTrainConfig tiny_teacher(const std::string& codec, int64_t steps) {
+  TeacherTrainConfig c;
+  c.dit_preset = "tiny-motion";
+  c.codec = codec;
+  c.width = c.height = 32;
+  c.frames = 5;
+  c.batch = 2;
+  c.steps = steps;
+  c.checkpoint_minutes = 0;
+  c.validate_every = 1000;
+  c.validation_clips = 1;
+  c.warmup_steps = 1;
+  c.photos = "none";
+  return c;
+}
+double max_file_diff(const fs::path& a, const fs::path& b) {
+  io::SafetensorsFile fa(a.string()), fb(b.string());
+  double worst = 0;
+  for (const auto& t : fa.tensors()) {
+    auto x = fa.to_float(t), y = fb.to_float(fb.at(t.name));
+    for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, static_cast<double>(std::abs(x[i] - y[i])));
+  }
+  return worst;
+}
+}  // namespace
+
+TEST(Guidance, JointFormulaByHand) {
+  auto both = torch::full({1}, 1.0), motion = torch::full({1}, 0.4), text = torch::full({1}, 0.7);
+  Guidance g;  // w_t 3, w_m 1.5, a = 2/3
+  const double base = (2.0 / 3) * 0.4 + (1.0 / 3) * 0.7;
+  EXPECT_NEAR(guided_velocity(g, both, motion, text).item<double>(), base + 3 * 0.6 + 1.5 * 0.3, 1e-6);
+  g.mode = GuidanceMode::kTextOnly;
+  EXPECT_NEAR(guided_velocity(g, both, motion, text).item<double>(), 0.4 + 3 * 0.6, 1e-6);
+  g.mode = GuidanceMode::kMotionOnly;
+  EXPECT_NEAR(guided_velocity(g, both, motion, text).item<double>(), 0.7 + 1.5 * 0.3, 1e-6);
+  g.mode = GuidanceMode::kJoint;
+  EXPECT_NEAR(guided_velocity(g, both, both, both).item<double>(), 1.0, 1e-6);  // agreement leaves v alone
+  EXPECT_EQ(g.evaluations(), 3);
+  EXPECT_THROW(parse_guidance_mode("loud"), std::invalid_argument);
+}
+
+TEST(TextEncoder, TokenizesKnownUnknownAndPadding) {
+  WordTextEncoder enc(build_vocabulary({"A red circle moves left.", "the light dims"}), 8, 4);
+  EXPECT_EQ(enc->vocabulary(), (std::vector<std::string>{"a", "circle", "dims", "left", "light", "moves", "red", "the"}));
+  EXPECT_EQ(enc->tokenize("Red   circle, purple!"), (std::vector<int64_t>{2 + 6, 2 + 1, 1, 0, 0, 0, 0, 0}));
+  EXPECT_EQ(enc->tokenize("").size(), 8u);
+  EXPECT_EQ(enc->encode({"a red circle", ""}).sizes(), (at::IntArrayRef{2, 8, 4}));
+}
+
+TEST(DitForward, NoTracksEqualsAnAllZeroRaster) {
+  const DitConfig c = dit_preset("tiny");
+  WanDiT model(c);
+  test::randomize(model, 8);
+  torch::NoGradGuard no_grad;
+  DitInput in;
+  in.noisy = torch::randn({1, c.latent_channels, 2, 4, 4});
+  in.condition = image_condition(torch::randn({1, c.latent_channels, 4, 4}), 0, 2);
+  in.timesteps = torch::full({1, 2}, 400.0);
+  auto text = model->encode_text(torch::randn({1, 3, c.text_dim}));
+  auto attn = MaskedSelfAttention::bidirectional({2, 2, 2}, c.head_dim());
+  auto none = model->forward(in, text, attn);
+  in.tracks = torch::zeros({1, c.packed_track_channels(), 2, 4, 4});
+  EXPECT_LT(test::max_abs_diff(none, model->forward(in, text, attn)), 1e-6);
+}
+
+TEST(TeacherTrainer, ResumedRunEqualsUninterruptedRunAndExportsAModel) {
+  const std::string codec = random_codec("teacher_codec");
+  const auto a = test::temp_dir("teacher_straight"), b = test::temp_dir("teacher_resumed");
+  EXPECT_EQ(train_teacher(tiny_teacher(codec, 3), a.string()), 3);
+  EXPECT_EQ(train_teacher(tiny_teacher(codec, 3), b.string(), RunLimits{2, -1}), 2);
+  EXPECT_FALSE(fs::exists(b / "model" / "dit.safetensors"));
+  EXPECT_EQ(train_teacher(tiny_teacher(codec, 3), b.string()), 3);
+  EXPECT_LT(max_file_diff(a / "model" / "dit.safetensors", b / "model" / "dit.safetensors"), 1e-6);
+  auto loaded = load_motion_model((a / "model").string());
+  EXPECT_EQ(loaded.model->dit->config().name, "tiny-motion");
+  EXPECT_TRUE(fs::equivalent(loaded.codec_folder, codec));
+  EXPECT_GT(loaded.model->text->vocabulary().size(), 20u);  // the world's caption words
+}
+
+TEST(TeacherTrainer, LossFallsWhenClipsRepeat) {
+  const std::string codec = random_codec("teacher_codec_learn");
+  const auto dir = test::temp_dir("teacher_learns");
+  TeacherTrainConfig c = tiny_teacher(codec, 60);
+  c.pool_size = 2;
+  c.fresh_per_step = 1;
+  c.checkpoint_minutes = 100;
+  c.lr = 2e-3;
+  c.warmup_steps = 5;
+  train_teacher(c, dir.string());
+  std::ifstream in(dir / "log.jsonl");
+  std::vector<double> loss;
+  for (std::string line; std::getline(in, line);) loss.push_back(nlohmann::json::parse(line)["loss"].get<double>());
+  ASSERT_EQ(loss.size(), 60u);
+  double first = 0, last = 0;
+  for (int i = 0; i < 15; ++i) first += loss[i], last += loss[loss.size() - 1 - i];
+  EXPECT_LT(last, 0.8 * first) << "first " << first / 15 << " last " << last / 15;
+}
+
+TEST(TeacherTrainer, RefusesAPresetWithoutMotionInputs) {
+  TeacherTrainConfig c = tiny_teacher("nowhere", 1);
+  c.dit_preset = "wan-1.3b";
+  EXPECT_THROW(c.validate(), std::invalid_argument);
+}
