@@ -3,7 +3,7 @@
 //   motionstream inspect FILE [--preset NAME] [--prefix P]
 //                                                     tensors of a safetensors file; with --preset, which tensors
 //                                                     are missing, unexpected or of the wrong shape for that model
-//   motionstream train vae|teacher|causal --run DIR [--config FILE] [--FIELD VALUE ...] [--max-minutes M] [--max-steps N]
+//   motionstream train vae|teacher|causal|dmd --run DIR [--config FILE] [--FIELD VALUE ...] [--max-minutes M] [--max-steps N]
 //                                                     a training stage on the world (resumes DIR; the limits end
 //                                                     this invocation early, with a checkpoint)
 #include <nlohmann/json.hpp>
@@ -16,6 +16,7 @@
 #include "motionstream/io/safetensors.h"
 #include "motionstream/model/dit_config.h"
 #include "motionstream/train/causal_init.h"
+#include "motionstream/train/dmd.h"
 #include "motionstream/train/teacher_trainer.h"
 #include "motionstream/train/vae_trainer.h"
 #include "motionstream/util/json_config.h"
@@ -117,7 +118,7 @@ nlohmann::json training_config(int argc, char** argv, int first, std::string& ru
 }
 
 int train(int argc, char** argv) {
-  if (argc < 3) throw std::invalid_argument("usage: motionstream train vae|teacher|causal --run DIR [--config FILE] [--FIELD VALUE ...]");
+  if (argc < 3) throw std::invalid_argument("usage: motionstream train vae|teacher|causal|dmd --run DIR [--config FILE] [--FIELD VALUE ...]");
   const std::string stage = argv[2];
   std::string run_dir;
   RunLimits limits;
@@ -134,7 +135,11 @@ int train(int argc, char** argv) {
     train_causal_init(parse_config<CausalInitConfig>(config, "CausalInitConfig"), run_dir, limits);
     return 0;
   }
-  throw std::invalid_argument("unknown training stage '" + stage + "' (known: vae, teacher, causal)");
+  if (stage == "dmd") {
+    train_dmd(parse_config<DmdConfig>(config, "DmdConfig"), run_dir, limits);
+    return 0;
+  }
+  throw std::invalid_argument("unknown training stage '" + stage + "' (known: vae, teacher, causal, dmd)");
 }
 
 void usage() {
@@ -142,7 +147,7 @@ void usage() {
                "usage: motionstream <command> [options]\n"
                "  info [--preset NAME]                          model presets: config, tensors, parameters\n"
                "  inspect FILE [--preset NAME] [--prefix P]     tensors of a safetensors file, checked against a preset\n"
-               "  train vae|teacher|causal --run DIR [--config FILE] [--FIELD VALUE ...] [--max-minutes M] [--max-steps N]\n"
+               "  train vae|teacher|causal|dmd --run DIR [--config FILE] [--FIELD VALUE ...] [--max-minutes M] [--max-steps N]\n"
                "                                                a training stage on the synthetic world (resumable)\n");
 }
 

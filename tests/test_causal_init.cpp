@@ -12,33 +12,13 @@
 #include "motionstream/train/causal_init.h"
 #include "motionstream/train/teacher_trainer.h"
 #include "test_util.h"
+#include "train_fixtures.h"
 
 using namespace ms;
 namespace fs = std::filesystem;
 
 namespace {
-// A tiny trained-for-two-steps teacher in a random-weights latent space: enough for the plumbing.
-std::string tiny_teacher_folder(const std::string& name) {
-  const auto codec = test::temp_dir(name + "_codec");
-  torch::manual_seed(3);
-  TinyVae vae(tiny_vae_preset("cpu"));
-  io::save_state_dict(*vae, (codec / "model.safetensors").string());
-  std::ofstream(codec / "vae.json") << nlohmann::json{{"config", vae->config()},
-                                                      {"latent_mean", std::vector<double>(16, 0.0)},
-                                                      {"latent_std", std::vector<double>(16, 1.0)}}.dump();
-  TeacherTrainConfig t;
-  t.dit_preset = "tiny-motion";
-  t.codec = codec.string();
-  t.width = t.height = 32;
-  t.frames = 5;
-  t.batch = 1;
-  t.steps = 2;
-  t.validation_clips = 1;
-  t.photos = "none";
-  const auto run = test::temp_dir(name + "_teacher");
-  train_teacher(t, run.string());
-  return (run / "model").string();
-}
+using test::tiny_teacher_folder;
 CausalInitConfig tiny_causal(const std::string& teacher, int64_t steps) {
   CausalInitConfig c;
   c.teacher = teacher;

@@ -11,38 +11,14 @@
 #include "motionstream/model/motion_model.h"
 #include "motionstream/train/teacher_trainer.h"
 #include "test_util.h"
+#include "train_fixtures.h"
 
 using namespace ms;
 namespace fs = std::filesystem;
 
 namespace {
-// An autoencoder folder with random weights and unit statistics: enough for the training plumbing.
-std::string random_codec(const std::string& name) {
-  const auto dir = test::temp_dir(name);
-  torch::manual_seed(3);
-  TinyVae vae(tiny_vae_preset("cpu"));
-  io::save_state_dict(*vae, (dir / "model.safetensors").string());
-  nlohmann::json j{{"config", vae->config()},
-                   {"latent_mean", std::vector<double>(16, 0.0)},
-                   {"latent_std", std::vector<double>(16, 1.0)}};
-  std::ofstream(dir / "vae.json") << j.dump();
-  return dir.string();
-}
-TeacherTrainConfig tiny_teacher(const std::string& codec, int64_t steps) {
-  TeacherTrainConfig c;
-  c.dit_preset = "tiny-motion";
-  c.codec = codec;
-  c.width = c.height = 32;
-  c.frames = 5;
-  c.batch = 2;
-  c.steps = steps;
-  c.checkpoint_minutes = 0;
-  c.validate_every = 1000;
-  c.validation_clips = 1;
-  c.warmup_steps = 1;
-  c.photos = "none";
-  return c;
-}
+using test::random_codec_folder;
+TeacherTrainConfig tiny_teacher(const std::string& codec, int64_t steps) { return test::tiny_teacher_config(codec, steps); }
 double max_file_diff(const fs::path& a, const fs::path& b) {
   io::SafetensorsFile fa(a.string()), fb(b.string());
   double worst = 0;
@@ -94,7 +70,7 @@ TEST(DitForward, NoTracksEqualsAnAllZeroRaster) {
 }
 
 TEST(TeacherTrainer, ResumedRunEqualsUninterruptedRunAndExportsAModel) {
-  const std::string codec = random_codec("teacher_codec");
+  const std::string codec = random_codec_folder("teacher_codec");
   const auto a = test::temp_dir("teacher_straight"), b = test::temp_dir("teacher_resumed");
   EXPECT_EQ(train_teacher(tiny_teacher(codec, 3), a.string()), 3);
   EXPECT_EQ(train_teacher(tiny_teacher(codec, 3), b.string(), RunLimits{2, -1}), 2);
@@ -108,7 +84,7 @@ TEST(TeacherTrainer, ResumedRunEqualsUninterruptedRunAndExportsAModel) {
 }
 
 TEST(TeacherTrainer, LossFallsWhenClipsRepeat) {
-  const std::string codec = random_codec("teacher_codec_learn");
+  const std::string codec = random_codec_folder("teacher_codec_learn");
   const auto dir = test::temp_dir("teacher_learns");
   TeacherTrainConfig c = tiny_teacher(codec, 60);
   c.pool_size = 2;

@@ -134,7 +134,7 @@ int64_t train_causal_init(const CausalInitConfig& c, const std::string& run_dir,
   const NamedModules saved{{"model", student.get()}, {"ema", ema.get()}};
   int64_t step = 0;
   if (auto latest = checkpoints.latest()) {
-    step = checkpoints.load(*latest, saved, optimizer).at("step").get<int64_t>();
+    step = checkpoints.load(*latest, saved, {{"optimizer", &optimizer}}).at("step").get<int64_t>();
     std::fprintf(stderr, "resuming %s from step %lld\n", run_dir.c_str(), static_cast<long long>(step));
   }
 
@@ -206,7 +206,7 @@ int64_t train_causal_init(const CausalInitConfig& c, const std::string& run_dir,
                               (limits.max_minutes >= 0 && minutes_since(started) >= limits.max_minutes);
     if (minutes_since(last_checkpoint) >= c.checkpoint_minutes || step == c.steps || out_of_slice) {
       log.flush();
-      checkpoints.save(step, saved, optimizer, {{"smoothed_loss", smoothed}});
+      checkpoints.save(step, saved, {{"optimizer", &optimizer}}, {{"smoothed_loss", smoothed}});
       last_checkpoint = std::chrono::steady_clock::now();
     }
     if (out_of_slice) break;

@@ -34,14 +34,14 @@ std::vector<fs::path> complete_checkpoints(const fs::path& dir) {
 
 Checkpoints::Checkpoints(std::string run_dir, int keep) : dir_((fs::path(run_dir) / "checkpoints").string()), keep_(keep) {}
 
-void Checkpoints::save(int64_t step, const NamedModules& modules, torch::optim::Optimizer& optimizer,
+void Checkpoints::save(int64_t step, const NamedModules& modules, const NamedOptimizers& optimizers,
                        const nlohmann::json& state) const {
   const fs::path final_dir = fs::path(dir_) / step_name(step);
   const fs::path tmp = fs::path(dir_) / (".tmp-" + step_name(step));
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   for (const auto& [name, module] : modules) io::save_state_dict(*module, (tmp / (name + ".safetensors")).string());
-  torch::save(optimizer, (tmp / "optimizer.pt").string());
+  for (const auto& [name, optimizer] : optimizers) torch::save(*optimizer, (tmp / (name + ".pt")).string());
   nlohmann::json s = state;
   s["step"] = step;
   std::ofstream((tmp / "state.json").string()) << s.dump(2) << "\n";  // written last: marks the folder complete
@@ -58,7 +58,7 @@ std::optional<std::string> Checkpoints::latest() const {
 }
 
 nlohmann::json Checkpoints::load(const std::string& folder, const NamedModules& modules,
-                                 torch::optim::Optimizer& optimizer) const {
+                                 const NamedOptimizers& optimizers) const {
   const fs::path dir(folder);
   const fs::path state_path = dir / "state.json";
   std::ifstream in(state_path);
@@ -73,11 +73,13 @@ nlohmann::json Checkpoints::load(const std::string& folder, const NamedModules& 
   // The optimizer state goes where the model is: a run checkpointed on a GPU resumes on a CPU and back.
   const auto params = modules.front().second->parameters();
   const c10::optional<at::Device> device = params.empty() ? c10::nullopt : c10::optional<at::Device>(params.front().device());
-  try {
-    torch::load(optimizer, (dir / "optimizer.pt").string(), device);
-  } catch (const c10::Error& e) {
-    throw std::runtime_error((dir / "optimizer.pt").string() + ": cannot restore the optimizer: " +
-                             e.what_without_backtrace());
+  for (const auto& [name, optimizer] : optimizers) {
+    const auto path = (dir / (name + ".pt")).string();
+    try {
+      torch::load(*optimizer, path, device);
+    } catch (const c10::Error& e) {
+      throw std::runtime_error(path + ": cannot restore the optimizer: " + e.what_without_backtrace());
+    }
   }
   return state;
 }

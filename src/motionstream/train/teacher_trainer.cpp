@@ -127,7 +127,7 @@ int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, c
   const NamedModules saved{{"model", model.get()}, {"ema", ema.get()}};
   int64_t step = 0;
   if (auto latest = checkpoints.latest()) {
-    step = checkpoints.load(*latest, saved, optimizer).at("step").get<int64_t>();
+    step = checkpoints.load(*latest, saved, {{"optimizer", &optimizer}}).at("step").get<int64_t>();
     std::fprintf(stderr, "resuming %s from step %lld\n", run_dir.c_str(), static_cast<long long>(step));
   }
 
@@ -186,7 +186,7 @@ int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, c
                               (limits.max_minutes >= 0 && minutes_since(started) >= limits.max_minutes);
     if (minutes_since(last_checkpoint) >= c.checkpoint_minutes || step == c.steps || out_of_slice) {
       log.flush();
-      checkpoints.save(step, saved, optimizer, {{"smoothed_loss", smoothed}});
+      checkpoints.save(step, saved, {{"optimizer", &optimizer}}, {{"smoothed_loss", smoothed}});
       last_checkpoint = std::chrono::steady_clock::now();
     }
     if (out_of_slice) break;

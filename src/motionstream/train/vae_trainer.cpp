@@ -179,7 +179,7 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
   Checkpoints checkpoints(run_dir);
   int64_t step = 0;
   if (auto latest = checkpoints.latest()) {
-    step = checkpoints.load(*latest, {{"model", vae.get()}}, optimizer).at("step").get<int64_t>();
+    step = checkpoints.load(*latest, {{"model", vae.get()}}, {{"optimizer", &optimizer}}).at("step").get<int64_t>();
     std::fprintf(stderr, "resuming %s from step %lld\n", run_dir.c_str(), static_cast<long long>(step));
   }
 
@@ -232,7 +232,7 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
                               (limits.max_minutes >= 0 && minutes_since(started) >= limits.max_minutes);
     if (minutes_since(last_checkpoint) >= c.checkpoint_minutes || step == c.steps || out_of_slice) {
       log.flush();
-      checkpoints.save(step, {{"model", vae.get()}}, optimizer, {{"smoothed_loss", smoothed}});
+      checkpoints.save(step, {{"model", vae.get()}}, {{"optimizer", &optimizer}}, {{"smoothed_loss", smoothed}});
       last_checkpoint = std::chrono::steady_clock::now();
     }
     if (out_of_slice) break;

@@ -1,0 +1,50 @@
+// Small training artefacts for the stage tests: an autoencoder folder with random weights and unit latent
+// statistics, and a teacher trained for two steps in it. Enough for the plumbing of every stage.
+#pragma once
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "motionstream/io/state_dict.h"
+#include "motionstream/train/teacher_trainer.h"
+#include "test_util.h"
+
+namespace ms::test {
+
+inline std::string random_codec_folder(const std::string& name) {
+  const auto dir = temp_dir(name);
+  torch::manual_seed(3);
+  TinyVae vae(tiny_vae_preset("cpu"));
+  io::save_state_dict(*vae, (dir / "model.safetensors").string());
+  std::ofstream(dir / "vae.json") << nlohmann::json{{"config", vae->config()},
+                                                    {"latent_mean", std::vector<double>(16, 0.0)},
+                                                    {"latent_std", std::vector<double>(16, 1.0)}}
+                                         .dump();
+  return dir.string();
+}
+
+inline TeacherTrainConfig tiny_teacher_config(const std::string& codec, int64_t steps) {
+  TeacherTrainConfig c;
+  c.dit_preset = "tiny-motion";
+  c.codec = codec;
+  c.width = c.height = 32;
+  c.frames = 5;
+  c.batch = 2;
+  c.steps = steps;
+  c.checkpoint_minutes = 0;
+  c.validate_every = 1000;
+  c.validation_clips = 1;
+  c.warmup_steps = 1;
+  c.photos = "none";
+  return c;
+}
+
+// -> the exported teacher model folder
+inline std::string tiny_teacher_folder(const std::string& name) {
+  const auto run = temp_dir(name + "_teacher");
+  train_teacher(tiny_teacher_config(random_codec_folder(name + "_codec"), 2), run.string());
+  return (run / "model").string();
+}
+
+}  // namespace ms::test
