@@ -4,6 +4,7 @@
 //   stream_bench --preset cpu-small --width 256 --height 256 --chunks 200 --report 5,200
 //   stream_bench --preset wan-1.3b-motion --width 832 --height 480 --device cuda --dtype bf16 --chunks 30
 //   stream_bench --preset wan-1.3b-motion --width 832 --height 480 --single-pass --blocks 2   (CPU sanity figure)
+//   stream_bench --preset cpu-small --width 128 --height 128 --codec models/tiny-vae-128      (decode included)
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
@@ -16,8 +17,10 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <memory>
 
 #include "motionstream/model/dit.h"
+#include "motionstream/model/vae/latent_codec.h"
 #include "motionstream/stream/streaming_generator.h"
 #include "motionstream/tracks/track_raster.h"
 #include "motionstream/util/cli_args.h"
@@ -75,7 +78,7 @@ at::ScalarType parse_dtype(const std::string& s) {
 int main(int argc, char** argv) try {
   CliArgs args(argc, argv, 1,
                {"preset", "width", "height", "chunks", "steps", "chunk-frames", "sink", "window", "device", "dtype",
-                "threads", "report", "blocks", "seed"},
+                "threads", "report", "blocks", "seed", "codec"},
                {"per-chunk", "single-pass"});
   DitConfig config = dit_preset(args.str("preset", "cpu-small"));
   if (args.has("blocks")) config.num_layers = args.integer("blocks", config.num_layers);
@@ -147,6 +150,17 @@ int main(int argc, char** argv) try {
   }
 
   StreamingGenerator gen(model, sc, text, image_latent, lh, lw);
+  // With an autoencoder, every chunk is also decoded to frames the way the live stream does it.
+  std::unique_ptr<LatentCodec> codec;
+  std::unique_ptr<StreamingDecoder> decoder;
+  if (args.has("codec")) {
+    codec = std::make_unique<LatentCodec>(args.str("codec", ""), device);
+    if (codec->channels() != config.latent_channels)
+      throw std::invalid_argument("--codec has " + std::to_string(codec->channels()) + " latent channels, the model " +
+                                  std::to_string(config.latent_channels));
+    codec->vae()->to(dtype);
+    decoder = std::make_unique<StreamingDecoder>(codec->vae());
+  }
   if (config.track_channels > 0) gen.set_tracks(tracks);
 
   const int64_t passes = static_cast<int64_t>(sc.timesteps.size()) + 1;
@@ -156,11 +170,16 @@ int main(int argc, char** argv) try {
     return passes * config.forward_flops(tokens, (cached + 1) * tokens);
   };
 
-  std::vector<double> seconds, cpu_seconds;
+  std::vector<double> seconds, cpu_seconds, decode_seconds;
   for (int64_t i = 0; i < chunks; ++i) {
     const double t0 = clock.now(), c0 = process_cpu_seconds();
-    auto latents = gen.next_chunk();
-    seconds.push_back(clock.now() - t0);
+    auto latents = gen.next_chunk();  // [1, C, chunk, h, w]
+    const double t1 = clock.now();
+    if (decoder)
+      for (int64_t f = 0; f < latents.size(2); ++f) decoder->push(codec->denormalize_frame(latents.select(2, f)));
+    const double t2 = clock.now();
+    seconds.push_back(t2 - t0);
+    decode_seconds.push_back(t2 - t1);
     cpu_seconds.push_back(process_cpu_seconds() - c0);
     if (args.has("per-chunk"))
       std::cout << json{{"bench", "chunk"}, {"chunk", i + 1}, {"ms", seconds.back() * 1e3},
@@ -195,7 +214,7 @@ int main(int argc, char** argv) try {
                {"steps", sc.timesteps.size()},
                {"tokens_per_chunk", tokens},
                {"chunks", chunks},
-               {"decode", "not included (latents only)"},
+               {"decode", decoder ? "included: " + codec->folder() : "not included (latents only)"},
                {"peak_rss_mb", peak_rss_mb()},
                {"matmul_peak_gflops", peak}};
   for (int64_t r : report_at) {
@@ -203,6 +222,7 @@ int main(int argc, char** argv) try {
     const double s = around(r, seconds), flops = chunk_flops(r - 1);
     summary["at_chunk_" + std::to_string(r)] = {{"ms", s * 1e3},
                                                 {"cpu_ms", around(r, cpu_seconds) * 1e3},
+                                                {"decode_ms", around(r, decode_seconds) * 1e3},
                                                 {"fps", frames_per_chunk / s},
                                                 {"latency_s", s},
                                                 {"gflop", flops / 1e9},
