@@ -28,15 +28,6 @@ DmdConfig tiny_dmd(const std::string& teacher, int64_t steps) {
   c.photos = "none";
   return c;
 }
-double max_file_diff(const fs::path& a, const fs::path& b) {
-  io::SafetensorsFile fa(a.string()), fb(b.string());
-  double worst = 0;
-  for (const auto& t : fa.tensors()) {
-    auto x = fa.to_float(t), y = fb.to_float(fb.at(t.name));
-    for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, static_cast<double>(std::abs(x[i] - y[i])));
-  }
-  return worst;
-}
 }  // namespace
 
 TEST(Dmd, StepsResumeExactlyAndExportAStudent) {
@@ -46,9 +37,9 @@ TEST(Dmd, StepsResumeExactlyAndExportAStudent) {
   EXPECT_EQ(train_dmd(tiny_dmd(teacher, 2), b.string(), RunLimits{1, -1}), 1);
   ASSERT_TRUE(fs::exists(b / "checkpoints" / "step-00000001" / "critic_optimizer.pt"));
   EXPECT_EQ(train_dmd(tiny_dmd(teacher, 2), b.string()), 2);
-  EXPECT_LT(max_file_diff(a / "model" / "dit.safetensors", b / "model" / "dit.safetensors"), 1e-6);
+  EXPECT_LT(test::max_safetensors_diff(a / "model" / "dit.safetensors", b / "model" / "dit.safetensors"), 1e-6);
   // The student moved away from where it started, and the log holds finite losses.
-  EXPECT_GT(max_file_diff(a / "model" / "dit.safetensors", fs::path(teacher) / "dit.safetensors"), 0.0);
+  EXPECT_GT(test::max_safetensors_diff(a / "model" / "dit.safetensors", fs::path(teacher) / "dit.safetensors"), 0.0);
   std::ifstream log(a / "log.jsonl");
   int rows = 0;
   for (std::string line; std::getline(log, line); ++rows) {

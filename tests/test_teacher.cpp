@@ -19,15 +19,6 @@ namespace fs = std::filesystem;
 namespace {
 using test::random_codec_folder;
 TeacherTrainConfig tiny_teacher(const std::string& codec, int64_t steps) { return test::tiny_teacher_config(codec, steps); }
-double max_file_diff(const fs::path& a, const fs::path& b) {
-  io::SafetensorsFile fa(a.string()), fb(b.string());
-  double worst = 0;
-  for (const auto& t : fa.tensors()) {
-    auto x = fa.to_float(t), y = fb.to_float(fb.at(t.name));
-    for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, static_cast<double>(std::abs(x[i] - y[i])));
-  }
-  return worst;
-}
 }  // namespace
 
 TEST(Guidance, JointFormulaByHand) {
@@ -76,7 +67,7 @@ TEST(TeacherTrainer, ResumedRunEqualsUninterruptedRunAndExportsAModel) {
   EXPECT_EQ(train_teacher(tiny_teacher(codec, 3), b.string(), RunLimits{2, -1}), 2);
   EXPECT_FALSE(fs::exists(b / "model" / "dit.safetensors"));
   EXPECT_EQ(train_teacher(tiny_teacher(codec, 3), b.string()), 3);
-  EXPECT_LT(max_file_diff(a / "model" / "dit.safetensors", b / "model" / "dit.safetensors"), 1e-6);
+  EXPECT_LT(test::max_safetensors_diff(a / "model" / "dit.safetensors", b / "model" / "dit.safetensors"), 1e-6);
   auto loaded = load_motion_model((a / "model").string());
   EXPECT_EQ(loaded.model->dit->config().name, "tiny-motion");
   EXPECT_TRUE(fs::equivalent(loaded.codec_folder, codec));

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <string>
 
+#include "motionstream/io/safetensors.h"
 #include "motionstream/model/dit.h"
 
 namespace ms::test {
@@ -40,6 +41,17 @@ inline std::filesystem::path temp_dir(const std::string& name) {
 
 inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+// Largest difference between same-named tensors of two safetensors files (every tensor of `a` must be in `b`).
+inline double max_safetensors_diff(const std::filesystem::path& a, const std::filesystem::path& b) {
+  io::SafetensorsFile fa(a.string()), fb(b.string());
+  double worst = 0;
+  for (const auto& t : fa.tensors()) {
+    auto x = fa.to_float(t), y = fb.to_float(fb.at(t.name));
+    for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, static_cast<double>(std::abs(x[i] - y[i])));
+  }
+  return worst;
 }
 
 }  // namespace ms::test

@@ -103,14 +103,6 @@ at::Tensor causal_loss(MotionModel& student, const Rollout& r, const StreamLayou
   return loss / static_cast<double>(chunks);
 }
 
-world::WorldSpec world_spec(const CausalInitConfig& c) {
-  world::WorldSpec spec;
-  spec.width = c.width;
-  spec.height = c.height;
-  spec.frames = c.frames;
-  return spec;
-}
-
 }  // namespace
 
 int64_t train_causal_init(const CausalInitConfig& c, const std::string& run_dir, const RunLimits& limits) {
@@ -118,11 +110,7 @@ int64_t train_causal_init(const CausalInitConfig& c, const std::string& run_dir,
   const fs::path dir(run_dir);
   record_run_config(run_dir, c, {"steps", "checkpoint_minutes", "device", "render_device", "validate_every"});
   const at::Device device(c.device);
-  std::unique_ptr<world::PhotoBank> photos;
-  if (c.photos != "none") {
-    const std::string path = c.photos.empty() ? world::find_photo_bank() : c.photos;
-    if (!path.empty()) photos = std::make_unique<world::PhotoBank>(path);
-  }
+  auto photos = open_photo_bank(c.photos);
   auto teacher = load_motion_model(c.teacher, device);
   LatentCodec codec(teacher.codec_folder, device);
   auto student = load_motion_model(c.teacher, device).model;  // initialised from the teacher
@@ -130,39 +118,21 @@ int64_t train_causal_init(const CausalInitConfig& c, const std::string& run_dir,
   student->train();
   torch::optim::AdamW optimizer(student->parameters(),
                                 torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay).betas({0.9, 0.99}));
-  Checkpoints checkpoints(run_dir);
-  const NamedModules saved{{"model", student.get()}, {"ema", ema.get()}};
-  int64_t step = 0;
-  if (auto latest = checkpoints.latest()) {
-    step = checkpoints.load(*latest, saved, {{"optimizer", &optimizer}}).at("step").get<int64_t>();
-    std::fprintf(stderr, "resuming %s from step %lld\n", run_dir.c_str(), static_cast<long long>(step));
-  }
-
-  ClipPoolConfig pool_config;
-  pool_config.spec = world_spec(c);
-  pool_config.batch = c.batch;
-  pool_config.pool = c.pool_size > 0 ? c.pool_size : c.batch;
-  pool_config.fresh = c.fresh_per_step > 0 ? c.fresh_per_step : c.batch;
-  pool_config.seed = c.seed;
-  pool_config.render_device = c.render_device.empty() ? device : at::Device(c.render_device);
-  ClipPool pool(pool_config, photos.get(), step);
-  LatentCache latent_cache(codec, static_cast<size_t>(pool_config.pool));
+  TrainingRun run(run_dir, "causal-init", c.steps, c.checkpoint_minutes, limits,
+                  {{"model", student.get()}, {"ema", ema.get()}}, {{"optimizer", &optimizer}});
+  ClipPool pool(clip_pool_config(world_spec(c.width, c.height, c.frames), c.batch, c.pool_size, c.fresh_per_step,
+                                 c.seed, device, c.render_device),
+                photos.get(), run.step());
+  LatentCache latent_cache(codec, static_cast<size_t>(std::max(c.batch, c.pool_size)));
   const auto timesteps = c.student_timesteps();
   const int64_t chunks = (1 + (c.frames - 1) / 4) / c.chunk_frames;
 
-  std::ofstream log(dir / "log.jsonl", std::ios::app);
-  Progress progress("causal-init", c.steps, step);
-  const auto started = std::chrono::steady_clock::now();
-  auto last_checkpoint = started;
-  const int64_t first_step = step;
-  auto minutes_since = [](std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count() / 60.0;
-  };
   auto pick = [](const std::vector<int64_t>& options, at::Generator& gen) {
     return options[static_cast<size_t>(at::randint(static_cast<int64_t>(options.size()), {1}, gen).item<int64_t>())];
   };
   double smoothed = -1;
-  while (step < c.steps) {
+  for (bool more = !run.complete(); more;) {
+    const int64_t step = run.step();
     for (auto& group : optimizer.param_groups())
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(scheduled_lr(c.lr, step, c.warmup_steps, c.steps));
     auto gen = at::detail::createCPUGenerator(c.seed * 130363 + static_cast<uint64_t>(step));
@@ -177,16 +147,15 @@ int64_t train_causal_init(const CausalInitConfig& c, const std::string& run_dir,
     torch::nn::utils::clip_grad_norm_(student->parameters(), c.grad_clip);
     optimizer.step();
     ema_update(*ema, *student, c.ema);
-    ++step;
 
     const double value = loss.item<double>();
     smoothed = smoothed < 0 ? value : 0.98 * smoothed + 0.02 * value;
-    nlohmann::json row{{"step", step}, {"loss", value}, {"sink", layout.sink_chunks}, {"window", layout.window_chunks}};
-    if (step % c.validate_every == 0 || step == c.steps) {
+    nlohmann::json row{{"loss", value}, {"sink", layout.sink_chunks}, {"window", layout.window_chunks}};
+    if ((step + 1) % c.validate_every == 0 || step + 1 == c.steps) {
       torch::NoGradGuard no_grad;
       double total = 0;
       for (uint64_t seed : world::validation_seeds(c.validation_clips)) {
-        const world::Clip clip = world::render_clip(world_spec(c), seed, photos.get(), device);
+        const world::Clip clip = world::render_clip(world_spec(c.width, c.height, c.frames), seed, photos.get(), device);
         auto vgen = at::detail::createCPUGenerator(seed);
         const Rollout r = teacher_rollout(teacher.model, c, {&clip}, latent_cache.latents({&clip}, device), vgen);
         total += causal_loss(ema, r, {c.chunk_frames, c.sinks.front(), c.windows.front()}, timesteps,
@@ -194,31 +163,20 @@ int64_t train_causal_init(const CausalInitConfig& c, const std::string& run_dir,
                      .item<double>();
       }
       row["val_loss_ema"] = total / static_cast<double>(c.validation_clips);
-      std::fprintf(stderr, "\nstep %lld: validation x0 loss from noise (EMA) %.4f\n", static_cast<long long>(step),
+      std::fprintf(stderr, "\nstep %lld: validation x0 loss from noise (EMA) %.4f\n", static_cast<long long>(step + 1),
                    row["val_loss_ema"].get<double>());
     }
-    log << row.dump() << "\n";
     char figures[64];
     std::snprintf(figures, sizeof figures, "loss %.4f", smoothed);
-    progress.update(step, figures);
-
-    const bool out_of_slice = (limits.max_steps >= 0 && step - first_step >= limits.max_steps) ||
-                              (limits.max_minutes >= 0 && minutes_since(started) >= limits.max_minutes);
-    if (minutes_since(last_checkpoint) >= c.checkpoint_minutes || step == c.steps || out_of_slice) {
-      log.flush();
-      checkpoints.save(step, saved, {{"optimizer", &optimizer}}, {{"smoothed_loss", smoothed}});
-      last_checkpoint = std::chrono::steady_clock::now();
-    }
-    if (out_of_slice) break;
+    more = run.finish_step(row, figures);
   }
-  progress.finish();
-  if (step < c.steps) return step;
+  if (!run.complete()) return run.step();
   const fs::path out = dir / "model";
   save_motion_model(ema, out.string(), fs::relative(fs::absolute(teacher.codec_folder), fs::absolute(out)).string(),
                     {{"stage", "causal-init"},
                      {"stream", {{"chunk_frames", c.chunk_frames}, {"timesteps", timesteps}, {"shift", c.student_shift}}},
-                     {"steps", step}});
-  return step;
+                     {"steps", run.step()}});
+  return run.step();
 }
 
 }  // namespace ms

@@ -88,14 +88,6 @@ at::Tensor predict_x0(MotionModel& model, const ClipConditions& c, const at::Ten
   return FlowSchedule::x0_from_velocity(x_t, guided_clip_velocity(model, c, x_t, t, g), t / 1000.0);
 }
 
-world::WorldSpec world_spec(const DmdConfig& c) {
-  world::WorldSpec spec;
-  spec.width = c.width;
-  spec.height = c.height;
-  spec.frames = c.frames;
-  return spec;
-}
-
 }  // namespace
 
 int64_t train_dmd(const DmdConfig& c, const std::string& run_dir, const RunLimits& limits) {
@@ -103,11 +95,7 @@ int64_t train_dmd(const DmdConfig& c, const std::string& run_dir, const RunLimit
   const fs::path dir(run_dir);
   record_run_config(run_dir, c, {"steps", "checkpoint_minutes", "device", "render_device"});
   const at::Device device(c.device);
-  std::unique_ptr<world::PhotoBank> photos;
-  if (c.photos != "none") {
-    const std::string path = c.photos.empty() ? world::find_photo_bank() : c.photos;
-    if (!path.empty()) photos = std::make_unique<world::PhotoBank>(path);
-  }
+  auto photos = open_photo_bank(c.photos);
   auto teacher = load_motion_model(c.teacher, device);
   auto loaded_student = load_motion_model(c.student, device);
   auto student = loaded_student.model;
@@ -121,41 +109,23 @@ int64_t train_dmd(const DmdConfig& c, const std::string& run_dir, const RunLimit
   };
   auto student_optimizer = adamw(student, c.lr);
   auto critic_optimizer = adamw(critic, c.critic_lr);
-  Checkpoints checkpoints(run_dir);
-  const NamedModules saved{{"model", student.get()}, {"ema", ema.get()}, {"critic", critic.get()}};
-  const NamedOptimizers optimizers{{"optimizer", &student_optimizer}, {"critic_optimizer", &critic_optimizer}};
-  int64_t step = 0;
-  if (auto latest = checkpoints.latest()) {
-    step = checkpoints.load(*latest, saved, optimizers).at("step").get<int64_t>();
-    std::fprintf(stderr, "resuming %s from step %lld\n", run_dir.c_str(), static_cast<long long>(step));
-  }
-
-  ClipPoolConfig pool_config;
-  pool_config.spec = world_spec(c);
-  pool_config.batch = c.batch;
-  pool_config.pool = c.pool_size > 0 ? c.pool_size : c.batch;
-  pool_config.fresh = c.fresh_per_step > 0 ? c.fresh_per_step : c.batch;
-  pool_config.seed = c.seed;
-  pool_config.render_device = c.render_device.empty() ? device : at::Device(c.render_device);
-  ClipPool pool(pool_config, photos.get(), step);
-  LatentCache latent_cache(codec, static_cast<size_t>(pool_config.pool));
+  TrainingRun run(run_dir, "dmd", c.steps, c.checkpoint_minutes, limits,
+                  {{"model", student.get()}, {"ema", ema.get()}, {"critic", critic.get()}},
+                  {{"optimizer", &student_optimizer}, {"critic_optimizer", &critic_optimizer}});
+  ClipPool pool(clip_pool_config(world_spec(c.width, c.height, c.frames), c.batch, c.pool_size, c.fresh_per_step,
+                                 c.seed, device, c.render_device),
+                photos.get(), run.step());
+  LatentCache latent_cache(codec, static_cast<size_t>(std::max(c.batch, c.pool_size)));
   const auto timesteps = FlowSchedule{c.student_shift}.denoising_steps(c.student_steps);
   const int64_t latent_frames = 1 + (c.frames - 1) / 4;
   const Guidance real_guidance{parse_guidance_mode(c.guidance), c.text_weight, c.motion_weight};
   const Guidance no_guidance{GuidanceMode::kNone};
 
-  std::ofstream log(dir / "log.jsonl", std::ios::app);
-  Progress progress("dmd", c.steps, step);
-  const auto started = std::chrono::steady_clock::now();
-  auto last_checkpoint = started;
-  const int64_t first_step = step;
-  auto minutes_since = [](std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count() / 60.0;
-  };
   auto pick = [](const std::vector<int64_t>& options, at::Generator& gen) {
     return options[static_cast<size_t>(at::randint(static_cast<int64_t>(options.size()), {1}, gen).item<int64_t>())];
   };
-  while (step < c.steps) {
+  for (bool more = !run.complete(); more;) {
+    const int64_t step = run.step();
     auto gen = at::detail::createCPUGenerator(c.seed * 15485863 + static_cast<uint64_t>(step));
     auto clips = pool.next(step);
     const MotionBatch b = make_motion_batch(clips, latent_cache.latents(clips, device), student->dit->config(),
@@ -200,38 +170,26 @@ int64_t train_dmd(const DmdConfig& c, const std::string& run_dir, const RunLimit
     torch::nn::utils::clip_grad_norm_(student->parameters(), c.grad_clip);
     student_optimizer.step();
     ema_update(*ema, *student, c.ema);
-    ++step;
 
-    nlohmann::json row{{"step", step}, {"dmd_loss", loss.item<double>()},
+    nlohmann::json row{{"dmd_loss", loss.item<double>()},
                        {"critic_loss", critic_loss_sum / static_cast<double>(c.critic_steps)},
                        {"timestep", t}, {"sink", layout.sink_chunks}, {"window", layout.window_chunks}};
-    log << row.dump() << "\n";
     char figures[80];
     std::snprintf(figures, sizeof figures, "dmd %.4f  critic %.4f", row["dmd_loss"].get<double>(),
                   row["critic_loss"].get<double>());
-    progress.update(step, figures);
-
-    const bool out_of_slice = (limits.max_steps >= 0 && step - first_step >= limits.max_steps) ||
-                              (limits.max_minutes >= 0 && minutes_since(started) >= limits.max_minutes);
-    if (minutes_since(last_checkpoint) >= c.checkpoint_minutes || step == c.steps || out_of_slice) {
-      log.flush();
-      checkpoints.save(step, saved, optimizers, nlohmann::json::object());
-      last_checkpoint = std::chrono::steady_clock::now();
-    }
-    if (out_of_slice) break;
+    more = run.finish_step(row, figures);
   }
-  progress.finish();
-  if (step < c.steps) return step;
+  if (!run.complete()) return run.step();
   const fs::path out = dir / "model";
   nlohmann::json extra = loaded_student.description;
   extra.erase("dit");
   extra.erase("vocabulary");
   extra.erase("codec");
   extra["stage"] = "dmd";
-  extra["steps"] = step;
+  extra["steps"] = run.step();
   save_motion_model(ema, out.string(),
                     fs::relative(fs::absolute(loaded_student.codec_folder), fs::absolute(out)).string(), extra);
-  return step;
+  return run.step();
 }
 
 }  // namespace ms

@@ -38,14 +38,6 @@ void TeacherTrainConfig::validate() const {
 
 namespace {
 
-world::WorldSpec world_spec(const TeacherTrainConfig& c) {
-  world::WorldSpec spec;
-  spec.width = c.width;
-  spec.height = c.height;
-  spec.frames = c.frames;
-  return spec;
-}
-
 // The words of the world's captions (photo descriptions included): the prompt vocabulary of a run.
 std::vector<std::string> world_vocabulary(const world::WorldSpec& spec, const world::PhotoBank* photos) {
   std::vector<std::string> captions;
@@ -85,7 +77,7 @@ double validation_loss(MotionModel& model, const TeacherTrainConfig& c, LatentCo
   double total = 0;
   int count = 0;
   for (uint64_t seed : world::validation_seeds(c.validation_clips)) {
-    const world::Clip clip = world::render_clip(world_spec(c), seed, photos, device);
+    const world::Clip clip = world::render_clip(world_spec(c.width, c.height, c.frames), seed, photos, device);
     auto gen = at::detail::createCPUGenerator(seed);
     auto latents = codec.encode(clip.video.to(device).unsqueeze(0));  // [1, C, T, h, w]
     auto batch = make_motion_batch({&clip}, {latents[0]}, model->dit->config(), all, gen);
@@ -106,13 +98,9 @@ int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, c
   const fs::path dir(run_dir);
   record_run_config(run_dir, c, {"steps", "checkpoint_minutes", "device", "render_device", "validate_every"});
   const at::Device device(c.device);
-  std::unique_ptr<world::PhotoBank> photos;
-  if (c.photos != "none") {
-    const std::string path = c.photos.empty() ? world::find_photo_bank() : c.photos;
-    if (!path.empty()) photos = std::make_unique<world::PhotoBank>(path);
-  }
+  auto photos = open_photo_bank(c.photos);
   LatentCodec codec(c.codec, device);
-  const auto vocabulary = run_vocabulary(dir, world_spec(c), photos.get());
+  const auto vocabulary = run_vocabulary(dir, world_spec(c.width, c.height, c.frames), photos.get());
 
   torch::manual_seed(c.seed);  // initial weights are part of the run
   DitConfig dit = dit_preset(c.dit_preset);
@@ -123,35 +111,16 @@ int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, c
   ema_update(*ema, *model, 0.0);  // start equal
   torch::optim::AdamW optimizer(model->parameters(),
                                 torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay).betas({0.9, 0.99}));
-  Checkpoints checkpoints(run_dir);
-  const NamedModules saved{{"model", model.get()}, {"ema", ema.get()}};
-  int64_t step = 0;
-  if (auto latest = checkpoints.latest()) {
-    step = checkpoints.load(*latest, saved, {{"optimizer", &optimizer}}).at("step").get<int64_t>();
-    std::fprintf(stderr, "resuming %s from step %lld\n", run_dir.c_str(), static_cast<long long>(step));
-  }
-
-  ClipPoolConfig pool_config;
-  pool_config.spec = world_spec(c);
-  pool_config.batch = c.batch;
-  pool_config.pool = c.pool_size > 0 ? c.pool_size : c.batch;
-  pool_config.fresh = c.fresh_per_step > 0 ? c.fresh_per_step : c.batch;
-  pool_config.seed = c.seed;
-  pool_config.render_device = c.render_device.empty() ? device : at::Device(c.render_device);
-  ClipPool pool(pool_config, photos.get(), step);
-  LatentCache latent_cache(codec, static_cast<size_t>(pool_config.pool));
-
-  std::ofstream log(dir / "log.jsonl", std::ios::app);
-  Progress progress("teacher", c.steps, step);
-  const auto started = std::chrono::steady_clock::now();
-  auto last_checkpoint = started;
-  const int64_t first_step = step;
-  auto minutes_since = [](std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count() / 60.0;
-  };
+  TrainingRun run(run_dir, "teacher", c.steps, c.checkpoint_minutes, limits,
+                  {{"model", model.get()}, {"ema", ema.get()}}, {{"optimizer", &optimizer}});
+  ClipPool pool(clip_pool_config(world_spec(c.width, c.height, c.frames), c.batch, c.pool_size, c.fresh_per_step,
+                                 c.seed, device, c.render_device),
+                photos.get(), run.step());
+  LatentCache latent_cache(codec, static_cast<size_t>(std::max(c.batch, c.pool_size)));
   const FlowSchedule schedule{c.shift};
   double smoothed = -1;
-  while (step < c.steps) {
+  for (bool more = !run.complete(); more;) {
+    const int64_t step = run.step();
     for (auto& group : optimizer.param_groups())
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(scheduled_lr(c.lr, step, c.warmup_steps, c.steps));
     auto gen = at::detail::createCPUGenerator(c.seed * 104729 + static_cast<uint64_t>(step));
@@ -167,36 +136,24 @@ int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, c
     torch::nn::utils::clip_grad_norm_(model->parameters(), c.grad_clip);
     optimizer.step();
     ema_update(*ema, *model, c.ema);
-    ++step;
 
     const double value = loss.item<double>();
     smoothed = smoothed < 0 ? value : 0.98 * smoothed + 0.02 * value;
-    nlohmann::json row{{"step", step}, {"loss", value}};
-    if (step % c.validate_every == 0 || step == c.steps) {
+    nlohmann::json row{{"loss", value}};
+    if ((step + 1) % c.validate_every == 0 || step + 1 == c.steps) {
       row["val_loss_ema"] = validation_loss(ema, c, codec, photos.get(), device);
-      std::fprintf(stderr, "\nstep %lld: validation flow loss (EMA) %.4f\n", static_cast<long long>(step),
+      std::fprintf(stderr, "\nstep %lld: validation flow loss (EMA) %.4f\n", static_cast<long long>(step + 1),
                    row["val_loss_ema"].get<double>());
     }
-    log << row.dump() << "\n";
     char figures[64];
     std::snprintf(figures, sizeof figures, "loss %.4f", smoothed);
-    progress.update(step, figures);
-
-    const bool out_of_slice = (limits.max_steps >= 0 && step - first_step >= limits.max_steps) ||
-                              (limits.max_minutes >= 0 && minutes_since(started) >= limits.max_minutes);
-    if (minutes_since(last_checkpoint) >= c.checkpoint_minutes || step == c.steps || out_of_slice) {
-      log.flush();
-      checkpoints.save(step, saved, {{"optimizer", &optimizer}}, {{"smoothed_loss", smoothed}});
-      last_checkpoint = std::chrono::steady_clock::now();
-    }
-    if (out_of_slice) break;
+    more = run.finish_step(row, figures);
   }
-  progress.finish();
-  if (step < c.steps) return step;
+  if (!run.complete()) return run.step();
   const fs::path out = dir / "model";
   save_motion_model(ema, out.string(), fs::relative(fs::absolute(c.codec), fs::absolute(out)).string(),
-                    {{"stage", "teacher"}, {"shift", c.shift}, {"steps", step}});
-  return step;
+                    {{"stage", "teacher"}, {"shift", c.shift}, {"steps", run.step()}});
+  return run.step();
 }
 
 }  // namespace ms

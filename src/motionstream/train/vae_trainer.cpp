@@ -105,25 +105,10 @@ double psnr(const at::Tensor& a, const at::Tensor& b) {
 
 namespace {
 
-std::unique_ptr<world::PhotoBank> open_photos(const VaeTrainConfig& c) {
-  if (c.photos == "none") return nullptr;
-  const std::string path = c.photos.empty() ? world::find_photo_bank() : c.photos;
-  if (path.empty()) return nullptr;
-  return std::make_unique<world::PhotoBank>(path);
-}
-
-world::WorldSpec world_spec(const VaeTrainConfig& c) {
-  world::WorldSpec spec;
-  spec.width = c.width;
-  spec.height = c.height;
-  spec.frames = c.frames;
-  return spec;
-}
-
 // [count, F, 3, H, W] clips with the given seeds, on `device`.
 at::Tensor render_batch(const VaeTrainConfig& c, const std::vector<uint64_t>& seeds, const world::PhotoBank* photos,
                         const at::Device& device) {
-  const world::WorldSpec spec = world_spec(c);
+  const world::WorldSpec spec = world_spec(c.width, c.height, c.frames);
   std::vector<at::Tensor> clips;
   const at::Device render_on = c.render_device.empty() ? device : at::Device(c.render_device);
   for (uint64_t s : seeds) clips.push_back(world::render_clip(spec, s, photos, render_on).video);
@@ -153,7 +138,7 @@ double validation_psnr(TinyVae& vae, const VaeTrainConfig& c, const world::Photo
 
 nlohmann::json latent_statistics(TinyVae& vae, const VaeTrainConfig& c) {
   torch::NoGradGuard no_grad;
-  auto photos = open_photos(c);
+  auto photos = open_photo_bank(c.photos);
   const at::Device device = vae->parameters().front().device();
   std::vector<at::Tensor> latents;
   for (uint64_t s : world::validation_seeds(c.validation_clips))
@@ -170,37 +155,20 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
   record_run_config(run_dir, c, {"steps", "checkpoint_minutes", "device", "render_device", "validate_every"});
 
   const at::Device device(c.device);
-  auto photos = open_photos(c);
+  auto photos = open_photo_bank(c.photos);
   torch::manual_seed(c.seed);  // the initial weights are part of the run: same seed, same run
   TinyVae vae(tiny_vae_preset(c.preset));
   vae->to(device);
   torch::optim::AdamW optimizer(vae->parameters(),
                                 torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay).betas({0.9, 0.99}));
-  Checkpoints checkpoints(run_dir);
-  int64_t step = 0;
-  if (auto latest = checkpoints.latest()) {
-    step = checkpoints.load(*latest, {{"model", vae.get()}}, {{"optimizer", &optimizer}}).at("step").get<int64_t>();
-    std::fprintf(stderr, "resuming %s from step %lld\n", run_dir.c_str(), static_cast<long long>(step));
-  }
-
-  ClipPoolConfig pool_config;
-  pool_config.spec = world_spec(c);
-  pool_config.pool = c.pool();
-  pool_config.fresh = c.fresh();
-  pool_config.batch = c.batch;
-  pool_config.seed = c.seed;
-  pool_config.render_device = c.render_device.empty() ? device : at::Device(c.render_device);
-  ClipPool pool(pool_config, photos.get(), step);
-  std::ofstream log(dir / "log.jsonl", std::ios::app);
-  Progress progress("vae", c.steps, step);
-  const auto started = std::chrono::steady_clock::now();
-  auto last_checkpoint = started;
-  const int64_t first_step = step;
-  auto minutes_since = [](std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count() / 60.0;
-  };
+  TrainingRun run(run_dir, "vae", c.steps, c.checkpoint_minutes, limits, {{"model", vae.get()}},
+                  {{"optimizer", &optimizer}});
+  ClipPool pool(clip_pool_config(world_spec(c.width, c.height, c.frames), c.batch, c.pool_size, c.fresh_per_step,
+                                 c.seed, device, c.render_device),
+                photos.get(), run.step());
   double smoothed = -1;
-  while (step < c.steps) {
+  for (bool more = !run.complete(); more;) {
+    const int64_t step = run.step();
     for (auto& group : optimizer.param_groups())
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(scheduled_lr(c.lr, step, c.warmup_steps, c.steps));
 
@@ -214,38 +182,27 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
     loss.backward();
     torch::nn::utils::clip_grad_norm_(vae->parameters(), c.grad_clip);
     optimizer.step();
-    ++step;
 
     const double value = loss.item<double>();
     smoothed = smoothed < 0 ? value : 0.98 * smoothed + 0.02 * value;
-    nlohmann::json row{{"step", step}, {"loss", value}, {"l1", l1.item<double>()}};
-    if (step % c.validate_every == 0 || step == c.steps) {
+    nlohmann::json row{{"loss", value}, {"l1", l1.item<double>()}};
+    if ((step + 1) % c.validate_every == 0 || step + 1 == c.steps) {
       row["val_psnr"] = validation_psnr(vae, c, photos.get(), device);
-      std::fprintf(stderr, "\nstep %lld: validation PSNR %.2f dB\n", static_cast<long long>(step), row["val_psnr"].get<double>());
+      std::fprintf(stderr, "\nstep %lld: validation PSNR %.2f dB\n", static_cast<long long>(step + 1),
+                   row["val_psnr"].get<double>());
     }
-    log << row.dump() << "\n";
     char figures[96];
     std::snprintf(figures, sizeof figures, "loss %.4f", smoothed);
-    progress.update(step, figures);
-
-    const bool out_of_slice = (limits.max_steps >= 0 && step - first_step >= limits.max_steps) ||
-                              (limits.max_minutes >= 0 && minutes_since(started) >= limits.max_minutes);
-    if (minutes_since(last_checkpoint) >= c.checkpoint_minutes || step == c.steps || out_of_slice) {
-      log.flush();
-      checkpoints.save(step, {{"model", vae.get()}}, {{"optimizer", &optimizer}}, {{"smoothed_loss", smoothed}});
-      last_checkpoint = std::chrono::steady_clock::now();
-    }
-    if (out_of_slice) break;
+    more = run.finish_step(row, figures);
   }
-  progress.finish();
-  if (step < c.steps) return step;
+  if (!run.complete()) return run.step();
 
   nlohmann::json exported{{"config", vae->config()}, {"train", c}};
   exported.update(latent_statistics(vae, c));
   exported["val_psnr"] = validation_psnr(vae, c, photos.get(), device);
   io::save_state_dict(*vae, (dir / "model.safetensors").string());
   std::ofstream(dir / "vae.json") << exported.dump(2) << "\n";
-  return step;
+  return run.step();
 }
 
 }  // namespace ms

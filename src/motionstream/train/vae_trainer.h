@@ -9,6 +9,7 @@
 #include <string>
 
 #include "motionstream/model/vae/tiny_vae.h"
+#include "motionstream/train/training_run.h"
 
 namespace ms {
 
@@ -37,13 +38,6 @@ void from_json(const nlohmann::json& j, VaeTrainConfig& c);
 
 // Mean PSNR (dB) of reconstructions of the world's validation clips. frames: [N, F, 3, H, W] in [0, 1].
 double psnr(const at::Tensor& a, const at::Tensor& b);
-
-// How much of the run this invocation may do: a run can be done in slices (a few minutes on a lent GPU, a session
-// at a time on a CPU); each slice ends with a checkpoint. Negative = no limit.
-struct RunLimits {
-  int64_t max_steps = -1;
-  double max_minutes = -1;
-};
 
 // Trains into run_dir (config.json, log.jsonl, checkpoints/), resuming from its newest checkpoint if there is one.
 // When the run reaches config.steps, writes run_dir/model.safetensors and run_dir/vae.json (config + per-channel
