@@ -3,6 +3,8 @@
 //   motionstream inspect FILE [--preset NAME] [--prefix P]
 //                                                     tensors of a safetensors file; with --preset, which tensors
 //                                                     are missing, unexpected or of the wrong shape for that model
+//   motionstream generate | tracks | eval ...         offline generation, track tools, evaluation (docs/USAGE.md;
+//                                                     built when OpenCV is present)
 //   motionstream train vae|teacher|causal|dmd --run DIR [--config FILE] [--FIELD VALUE ...] [--max-minutes M] [--max-steps N]
 //                                                     a training stage on the world (resumes DIR; the limits end
 //                                                     this invocation early, with a checkpoint)
@@ -20,6 +22,9 @@
 #include "motionstream/train/teacher_trainer.h"
 #include "motionstream/train/vae_trainer.h"
 #include "motionstream/util/json_config.h"
+#ifdef MS_WITH_MEDIA
+#include "media_commands.h"
+#endif
 #include "motionstream/util/cli_args.h"
 
 using namespace ms;
@@ -148,7 +153,14 @@ void usage() {
                "  info [--preset NAME]                          model presets: config, tensors, parameters\n"
                "  inspect FILE [--preset NAME] [--prefix P]     tensors of a safetensors file, checked against a preset\n"
                "  train vae|teacher|causal|dmd --run DIR [--config FILE] [--FIELD VALUE ...] [--max-minutes M] [--max-steps N]\n"
-               "                                                a training stage on the synthetic world (resumable)\n");
+               "                                                a training stage on the synthetic world (resumable)\n"
+#ifdef MS_WITH_MEDIA
+               "  generate --model DIR --image FILE --prompt TEXT [--tracks FILE | --drag ... | --camera ...] --out FILE.mp4\n"
+               "  tracks draw|grid|pins|camera|show|transfer ...  make, check and transfer point tracks\n"
+               "  eval --video FILE --tracks FILE [--reference FILE]   motion-following EPE, PSNR, SSIM (JSON)\n"
+               "  (see docs/USAGE.md)\n"
+#endif
+               );
 }
 
 }  // namespace
@@ -162,6 +174,11 @@ int main(int argc, char** argv) try {
   if (command == "info") return info(argc, argv);
   if (command == "inspect") return inspect(argc, argv);
   if (command == "train") return train(argc, argv);
+#ifdef MS_WITH_MEDIA
+  if (command == "generate") return generate_command(argc, argv);
+  if (command == "tracks") return tracks_command(argc, argv);
+  if (command == "eval") return eval_command(argc, argv);
+#endif
   usage();
   return 2;
 } catch (const std::exception& e) {
