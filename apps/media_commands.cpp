@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -38,6 +39,8 @@
 #include "motionstream/tracks/camera.h"
 #include "motionstream/tracks/track_generators.h"
 #include "motionstream/tracks/track_io.h"
+#include "motionstream/train/training_run.h"
+#include "motionstream/train/world.h"
 #include "motionstream/util/cli_args.h"
 #include "motionstream/util/progress.h"
 
@@ -578,7 +581,55 @@ int run_eval(int argc, char** argv) {
   return 0;
 }
 
+// motionstream world --out DIR [--count N] [--first-seed S | --validation] [--width --height --frames] [--photos P]
+// Writes clip-NNNN.mp4 (the clip), clip-NNNN-tracks.mp4 (tracks drawn over it), clip-NNNN.json (tracks) and
+// captions.jsonl, and reports clips per second of rendering.
+int run_world(int argc, char** argv) {
+  CliArgs args(argc, argv, 2, {"out", "count", "first-seed", "width", "height", "frames", "photos"}, {"validation"});
+  if (!args.has("out")) throw std::invalid_argument("--out DIR is required");
+  const fs::path out(args.str("out", ""));
+  fs::create_directories(out);
+  const world::WorldSpec spec = world_spec(args.integer("width", 128), args.integer("height", 128),
+                                           args.integer("frames", 49));
+  spec.validate();
+  const int64_t count = args.integer("count", 8);
+  const auto photos = open_photo_bank(args.str("photos", ""));
+  std::vector<uint64_t> seeds = args.has("validation") ? world::validation_seeds(count) : std::vector<uint64_t>{};
+  for (int64_t i = 0; !args.has("validation") && i < count; ++i)
+    seeds.push_back(static_cast<uint64_t>(args.integer("first-seed", 0) + i));
+  std::ofstream captions(out / "captions.jsonl");
+  Progress progress("world", count);
+  double render_seconds = 0;
+  for (size_t i = 0; i < seeds.size(); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const world::Clip clip = world::render_clip(spec, seeds[i], photos.get());
+    render_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    char name[32];
+    std::snprintf(name, sizeof name, "clip-%04zu", i);
+    VideoWriter video((out / (std::string(name) + ".mp4")).string(), spec.width, spec.height, spec.fps);
+    VideoWriter overlay((out / (std::string(name) + "-tracks.mp4")).string(), spec.width, spec.height, spec.fps);
+    for (int64_t t = 0; t < clip.video.size(0); ++t) {
+      video.write(clip.video[t]);
+      overlay.write(draw_tracks(clip.video[t], clip.tracks, t));
+    }
+    write_tracks_json((out / (std::string(name) + ".json")).string(), clip.tracks);
+    captions << nlohmann::json{{"clip", name}, {"seed", seeds[i]}, {"caption", clip.caption}}.dump() << "\n";
+    progress.update(static_cast<int64_t>(i + 1));
+  }
+  progress.finish();
+  std::cout << nlohmann::json{{"clips", seeds.size()}, {"out", out.string()}, {"width", spec.width},
+                              {"height", spec.height}, {"frames", spec.frames},
+                              {"render_clips_per_second", static_cast<double>(seeds.size()) / render_seconds}}
+                   .dump()
+            << std::endl;
+  return 0;
+}
+
 }  // namespace
+
+int world_command(int argc, char** argv) {
+  return guarded("world", [&] { return run_world(argc, argv); });
+}
 
 int generate_command(int argc, char** argv) {
   return guarded("generate", [&] { return run_generate(argc, argv); });

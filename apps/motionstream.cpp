@@ -158,6 +158,7 @@ void usage() {
                "  generate --model DIR --image FILE --prompt TEXT [--tracks FILE | --drag ... | --camera ...] --out FILE.mp4\n"
                "  tracks draw|grid|pins|camera|show|transfer ...  make, check and transfer point tracks\n"
                "  eval --video FILE --tracks FILE [--reference FILE]   motion-following EPE, PSNR, SSIM (JSON)\n"
+               "  world --out DIR [--count N] [--validation]        sample clips of the synthetic world, tracks drawn\n"
                "  (see docs/USAGE.md)\n"
 #endif
                );
@@ -178,6 +179,7 @@ int main(int argc, char** argv) try {
   if (command == "generate") return generate_command(argc, argv);
   if (command == "tracks") return tracks_command(argc, argv);
   if (command == "eval") return eval_command(argc, argv);
+  if (command == "world") return world_command(argc, argv);
 #endif
   usage();
   return 2;
