@@ -15,6 +15,7 @@
 #include <iostream>
 #include <map>
 
+#include "motionstream/io/checkpoint_layout.h"
 #include "motionstream/io/safetensors.h"
 #include "motionstream/model/dit_config.h"
 #include "motionstream/train/causal_init.h"
@@ -65,6 +66,12 @@ int inspect(int argc, char** argv) {
     if (t.name.rfind(prefix, 0) == 0) stored[t.name.substr(prefix.size())] = t.shape;
   }
   std::printf("%zu tensors, %lld parameters\n", file.tensors().size(), static_cast<long long>(total));
+  const io::LayoutGuess layout = io::recognise_layout(file.tensors());
+  std::string wrappers;
+  for (const auto& w : layout.wrappers) wrappers += (wrappers.empty() ? "" : ", ") + w;
+  std::printf("layout: %s%s%s%s\n", layout.kind.c_str(), layout.detail.empty() ? "" : (" (" + layout.detail + ")").c_str(),
+              layout.prefix.empty() ? "" : (", names under '" + layout.prefix + "'").c_str(),
+              wrappers.empty() ? "" : (", parts: " + wrappers).c_str());
   if (!args.has("preset")) return 0;
 
   const DitConfig c = dit_preset(args.str("preset", ""));

@@ -1,0 +1,73 @@
+#include "motionstream/io/checkpoint_layout.h"
+
+#include <algorithm>
+#include <set>
+
+namespace ms::io {
+
+namespace {
+
+bool starts(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
+
+const TensorInfo* find_named(const std::vector<TensorInfo>& tensors, const std::string& name) {
+  for (const auto& t : tensors)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+// The prefix every DiT/VAE name shares, found from a name the layout always has.
+std::string prefix_of(const std::vector<TensorInfo>& tensors, const std::string& anchor) {
+  for (const auto& t : tensors)
+    if (t.name.size() >= anchor.size() && t.name.compare(t.name.size() - anchor.size(), anchor.size(), anchor) == 0)
+      return t.name.substr(0, t.name.size() - anchor.size());
+  return "";
+}
+
+int64_t count_blocks(const std::vector<TensorInfo>& tensors, const std::string& prefix) {
+  std::set<std::string> blocks;
+  for (const auto& t : tensors) {
+    if (!starts(t.name, prefix + "blocks.")) continue;
+    const auto rest = t.name.substr(prefix.size() + 7);
+    blocks.insert(rest.substr(0, rest.find('.')));
+  }
+  return static_cast<int64_t>(blocks.size());
+}
+
+}  // namespace
+
+LayoutGuess recognise_layout(const std::vector<TensorInfo>& tensors) {
+  LayoutGuess g{"unknown", "", "", {}};
+  for (const char* wrapper : {"generator.", "critic.", "generator_ema."})
+    if (std::any_of(tensors.begin(), tensors.end(), [&](const TensorInfo& t) { return starts(t.name, wrapper); }))
+      g.wrappers.push_back(std::string(wrapper).substr(0, std::string(wrapper).size() - 1));
+
+  if (const auto p = prefix_of(tensors, "patch_embedding.weight"); find_named(tensors, p + "patch_embedding.weight")) {
+    const auto& patch = *find_named(tensors, p + "patch_embedding.weight");
+    const int64_t in = patch.shape.size() > 1 ? patch.shape[1] : 0, dim = patch.shape.empty() ? 0 : patch.shape[0];
+    const bool clip = find_named(tensors, p + "img_emb.proj.0.weight") || find_named(tensors, p + "img_emb.proj.1.weight");
+    const std::string kind = in == 16 ? "text-to-video" : in == 36 ? "image-to-video" : in > 36 ? "image-to-video + track channels" : "custom";
+    g = {"wan-dit", kind + ", " + std::to_string(in) + " input channels, dim " + std::to_string(dim) + ", " +
+                        std::to_string(count_blocks(tensors, p)) + " blocks" + (clip ? ", CLIP image cross-attention" : ""),
+         p, g.wrappers};
+  } else if (find_named(tensors, "decoder.1.weight") && find_named(tensors, "encoder.0.weight") &&
+             find_named(tensors, "decoder.3.conv.0.weight")) {
+    const auto& first = *find_named(tensors, "decoder.1.weight");
+    g = {"taehv", std::to_string(first.shape[1]) + " latent channels, decoder width " + std::to_string(first.shape[0]), "",
+         g.wrappers};
+  } else if (std::any_of(tensors.begin(), tensors.end(), [](const TensorInfo& t) {
+               return t.name.find("decoder.conv_in") != std::string::npos || t.name.find("encoder.conv1") != std::string::npos;
+             })) {
+    g.kind = "wan-vae";
+  } else if (std::any_of(tensors.begin(), tensors.end(), [](const TensorInfo& t) {
+               return t.name.find("relative_attention_bias") != std::string::npos;
+             })) {
+    g.kind = "umt5-encoder";
+  } else if (std::any_of(tensors.begin(), tensors.end(), [](const TensorInfo& t) {
+               return starts(t.name, "visual.") || t.name.find("vision_model.") != std::string::npos;
+             })) {
+    g.kind = "clip-vision";
+  }
+  return g;
+}
+
+}  // namespace ms::io
