@@ -12,32 +12,16 @@
 #include <limits>
 
 #include <nlohmann/json.hpp>
+#include "scoped_temp_dir.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using namespace ms::io;
 
-// A fresh folder per test, under MS_TEST_TMP when set, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    const char* env = std::getenv("MS_TEST_TMP");
-    const fs::path base = env && *env ? fs::path(env) : fs::temp_directory_path();
-    const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    dir_ = base / ("ms_safetensors_" + test + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string file(const std::string& name) const { return (dir_ / name).string(); }
-  size_t entries() const { return std::distance(fs::directory_iterator(dir_), fs::directory_iterator()); }
-
- private:
-  fs::path dir_;
+// A fresh folder per test, removed afterwards.
+struct TempDir : ms::test::ScopedTempDir {
+  TempDir() : ScopedTempDir("safetensors") {}
 };
 
 std::vector<uint8_t> read_bytes(const std::string& path) {

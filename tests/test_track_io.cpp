@@ -18,6 +18,7 @@
 #include "motionstream/io/npy.h"
 #include "motionstream/io/torch_archive.h"
 #include "motionstream/tracks/track_io.h"
+#include "scoped_temp_dir.h"
 
 namespace {
 
@@ -44,25 +45,9 @@ json expected() {
   return json::parse(in);
 }
 
-// A fresh folder per test, under MS_TEST_TMP when set, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    const char* env = std::getenv("MS_TEST_TMP");
-    const fs::path base = env && *env ? fs::path(env) : fs::temp_directory_path();
-    const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    dir_ = base / ("ms_track_io_" + test + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string file(const std::string& name) const { return (dir_ / name).string(); }
-
- private:
-  fs::path dir_;
+// A fresh folder per test, removed afterwards.
+struct TempDir : ms::test::ScopedTempDir {
+  TempDir() : ScopedTempDir("track_io") {}
 };
 
 void write_text(const std::string& path, const std::string& bytes) {
