@@ -32,6 +32,16 @@ TrackSet sample_tracks(const TrackSet& all, const MotionDataConfig& data, at::Ge
 }
 }  // namespace
 
+MotionBatch slice_batch(const MotionBatch& b, int64_t begin, int64_t count) {
+  MotionBatch out;
+  out.x0 = b.x0.narrow(0, begin, count);
+  out.condition = b.condition.narrow(0, begin, count);
+  out.tracks = b.tracks.narrow(0, begin, count);
+  out.captions.assign(b.captions.begin() + begin, b.captions.begin() + begin + count);
+  out.track_sets.assign(b.track_sets.begin() + begin, b.track_sets.begin() + begin + count);
+  return out;
+}
+
 std::vector<at::Tensor> LatentCache::latents(const std::vector<const world::Clip*>& clips, const at::Device& device) {
   std::vector<at::Tensor> out;
   for (const auto* clip : clips) {

@@ -28,6 +28,9 @@ struct MotionBatch {
   std::vector<TrackSet> track_sets;   // the tracks each sample was given (empty TrackSet when dropped)
 };
 
+// Rows [begin, begin + count) of a batch: a data-parallel rank's share.
+MotionBatch slice_batch(const MotionBatch& batch, int64_t begin, int64_t count);
+
 // latents: each clip's normalised latents [C, T, h, w] (LatentCodec::encode), so that a caller reusing clips
 // encodes each once.
 MotionBatch make_motion_batch(const std::vector<const world::Clip*>& clips, const std::vector<at::Tensor>& latents,

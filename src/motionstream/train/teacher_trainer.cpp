@@ -14,6 +14,7 @@
 #include "motionstream/model/motion_model.h"
 #include "motionstream/train/checkpoint.h"
 #include "motionstream/train/clip_pool.h"
+#include "motionstream/train/data_parallel.h"
 #include "motionstream/train/training_run.h"
 #include "motionstream/util/progress.h"
 
@@ -30,6 +31,10 @@ void TeacherTrainConfig::validate() const {
   if (validate_every < 1 || validation_clips < 1)
     throw std::invalid_argument("TeacherTrainConfig: validate_every and validation_clips must be >= 1");
   data().validate();
+  DistributedConfig{rank, world_size, master_addr, master_port}.validate();
+  if (batch % world_size)
+    throw std::invalid_argument("TeacherTrainConfig: batch " + std::to_string(batch) + " does not split over " +
+                                std::to_string(world_size) + " processes");
   const DitConfig model = ms::dit_preset(dit_preset);
   if (!model.image_condition || model.track_channels == 0)
     throw std::invalid_argument("TeacherTrainConfig.dit_preset '" + dit_preset +
@@ -45,11 +50,13 @@ std::vector<std::string> world_vocabulary(const world::WorldSpec& spec, const wo
   return build_vocabulary(captions);
 }
 
-std::vector<std::string> run_vocabulary(const fs::path& dir, const world::WorldSpec& spec, const world::PhotoBank* photos) {
+// Built once per run and kept in the run folder (only the writing rank writes it; the others build the same list).
+std::vector<std::string> run_vocabulary(const fs::path& dir, const world::WorldSpec& spec, const world::PhotoBank* photos,
+                                        bool writer) {
   const fs::path path = dir / "vocabulary.json";
   if (fs::exists(path)) return nlohmann::json::parse(std::ifstream(path)).get<std::vector<std::string>>();
   auto vocabulary = world_vocabulary(spec, photos);
-  std::ofstream(path) << nlohmann::json(vocabulary).dump() << "\n";
+  if (writer) std::ofstream(path) << nlohmann::json(vocabulary).dump() << "\n";
   return vocabulary;
 }
 
@@ -96,11 +103,14 @@ double validation_loss(MotionModel& model, const TeacherTrainConfig& c, LatentCo
 int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, const RunLimits& limits) {
   c.validate();
   const fs::path dir(run_dir);
-  record_run_config(run_dir, c, {"steps", "checkpoint_minutes", "device", "render_device", "validate_every"});
+  DataParallel parallel({c.rank, c.world_size, c.master_addr, c.master_port});
+  if (parallel.is_writer())
+    record_run_config(run_dir, c, {"steps", "checkpoint_minutes", "device", "render_device", "validate_every", "rank",
+                                   "world_size", "master_port", "master_addr"});
   const at::Device device(c.device);
   auto photos = open_photo_bank(c.photos);
   LatentCodec codec(c.codec, device);
-  const auto vocabulary = run_vocabulary(dir, world_spec(c.width, c.height, c.frames), photos.get());
+  const auto vocabulary = run_vocabulary(dir, world_spec(c.width, c.height, c.frames), photos.get(), parallel.is_writer());
 
   torch::manual_seed(c.seed);  // initial weights are part of the run
   DitConfig dit = dit_preset(c.dit_preset);
@@ -112,7 +122,7 @@ int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, c
   torch::optim::AdamW optimizer(model->parameters(),
                                 torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay).betas({0.9, 0.99}));
   TrainingRun run(run_dir, "teacher", c.steps, c.checkpoint_minutes, limits,
-                  {{"model", model.get()}, {"ema", ema.get()}}, {{"optimizer", &optimizer}});
+                  {{"model", model.get()}, {"ema", ema.get()}}, {{"optimizer", &optimizer}}, parallel.is_writer());
   ClipPool pool(clip_pool_config(world_spec(c.width, c.height, c.frames), c.batch, c.pool_size, c.fresh_per_step,
                                  c.seed, device, c.render_device),
                 photos.get(), run.step());
@@ -125,14 +135,17 @@ int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, c
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(scheduled_lr(c.lr, step, c.warmup_steps, c.steps));
     auto gen = at::detail::createCPUGenerator(c.seed * 104729 + static_cast<uint64_t>(step));
     auto clips = pool.next(step);
+    // Every rank draws the whole global batch from the same seeds, then trains on its own rows.
     auto batch = make_motion_batch(clips, latent_cache.latents(clips, device), dit, c.data(), gen);
     // Noise levels: uniform, warped by the shift (more time at high noise, where the layout is decided).
     auto u = at::rand({c.batch}, gen, at::TensorOptions().dtype(at::kDouble));
     auto s = (schedule.shift * u / (1 + (schedule.shift - 1) * u)).to(at::kFloat).to(device);
     auto noise = at::randn(batch.x0.sizes(), gen).to(device);
-    auto loss = flow_loss(model, batch, s, noise);
+    const int64_t first = parallel.slice_begin(c.batch), rows = parallel.slice_size(c.batch);
+    auto loss = flow_loss(model, slice_batch(batch, first, rows), s.narrow(0, first, rows), noise.narrow(0, first, rows));
     optimizer.zero_grad();
     loss.backward();
+    parallel.average_gradients(*model);
     torch::nn::utils::clip_grad_norm_(model->parameters(), c.grad_clip);
     optimizer.step();
     ema_update(*ema, *model, c.ema);
@@ -140,7 +153,7 @@ int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, c
     const double value = loss.item<double>();
     smoothed = smoothed < 0 ? value : 0.98 * smoothed + 0.02 * value;
     nlohmann::json row{{"loss", value}};
-    if ((step + 1) % c.validate_every == 0 || step + 1 == c.steps) {
+    if (parallel.is_writer() && ((step + 1) % c.validate_every == 0 || step + 1 == c.steps)) {
       row["val_loss_ema"] = validation_loss(ema, c, codec, photos.get(), device);
       std::fprintf(stderr, "\nstep %lld: validation flow loss (EMA) %.4f\n", static_cast<long long>(step + 1),
                    row["val_loss_ema"].get<double>());
@@ -149,7 +162,7 @@ int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, c
     std::snprintf(figures, sizeof figures, "loss %.4f", smoothed);
     more = run.finish_step(row, figures);
   }
-  if (!run.complete()) return run.step();
+  if (!run.complete() || !parallel.is_writer()) return run.step();
   const fs::path out = dir / "model";
   save_motion_model(ema, out.string(), fs::relative(fs::absolute(c.codec), fs::absolute(out)).string(),
                     {{"stage", "teacher"}, {"shift", c.shift}, {"steps", run.step()}});

@@ -26,6 +26,9 @@ struct TeacherTrainConfig {
   int64_t validate_every = 500, validation_clips = 8;
   uint64_t seed = 0;
   std::string device = "cpu", render_device, photos;
+  // Data parallel (docs/TRAINING.md): `batch` is the global batch, split evenly over world_size processes.
+  int64_t rank = 0, world_size = 1, master_port = 29500;
+  std::string master_addr = "127.0.0.1";
 
   MotionDataConfig data() const { return {min_tracks, max_tracks, text_dropout, track_dropout, frame_zero_prob}; }
   void validate() const;
@@ -34,7 +37,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TeacherTrainConfig, dit_preset, 
                                                 pool_size, fresh_per_step, steps, lr, weight_decay, grad_clip,
                                                 warmup_steps, ema, shift, min_tracks, max_tracks, text_dropout,
                                                 track_dropout, frame_zero_prob, checkpoint_minutes, validate_every,
-                                                validation_clips, seed, device, render_device, photos)
+                                                validation_clips, seed, device, render_device, photos, rank,
+                                                world_size, master_port, master_addr)
 
 // Trains into run_dir, resuming from its newest checkpoint. When the run reaches config.steps, exports the EMA
 // model to run_dir/model (save_motion_model). Returns the step reached.

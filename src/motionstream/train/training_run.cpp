@@ -34,19 +34,20 @@ void record_run_config(const std::string& run_dir, const nlohmann::json& config,
 
 TrainingRun::TrainingRun(const std::string& run_dir, const std::string& label, int64_t total_steps,
                          double checkpoint_minutes, const RunLimits& limits, NamedModules modules,
-                         NamedOptimizers optimizers)
+                         NamedOptimizers optimizers, bool writer)
     : checkpoints_(run_dir),
       modules_(std::move(modules)),
       optimizers_(std::move(optimizers)),
       total_(total_steps),
       checkpoint_minutes_(checkpoint_minutes),
-      limits_(limits) {
+      limits_(limits),
+      writer_(writer) {
   if (auto latest = checkpoints_.latest()) {
     step_ = checkpoints_.load(*latest, modules_, optimizers_).at("step").get<int64_t>();
-    std::fprintf(stderr, "resuming %s from step %lld\n", run_dir.c_str(), static_cast<long long>(step_));
+    if (writer_) std::fprintf(stderr, "resuming %s from step %lld\n", run_dir.c_str(), static_cast<long long>(step_));
   }
   first_step_ = step_;
-  log_.open(fs::path(run_dir) / "log.jsonl", std::ios::app);
+  if (writer_) log_.open(fs::path(run_dir) / "log.jsonl", std::ios::app);
   progress_ = std::make_unique<Progress>(label, total_, step_);
   started_ = last_checkpoint_ = std::chrono::steady_clock::now();
 }
@@ -58,17 +59,19 @@ double TrainingRun::minutes_since(std::chrono::steady_clock::time_point t) const
 bool TrainingRun::finish_step(nlohmann::json row, const std::string& figures) {
   ++step_;
   row["step"] = step_;
-  log_ << row.dump() << "\n";
-  progress_->update(step_, figures);
+  if (writer_) {
+    log_ << row.dump() << "\n";
+    progress_->update(step_, figures);
+  }
   const bool slice_over = (limits_.max_steps >= 0 && step_ - first_step_ >= limits_.max_steps) ||
                           (limits_.max_minutes >= 0 && minutes_since(started_) >= limits_.max_minutes);
-  if (minutes_since(last_checkpoint_) >= checkpoint_minutes_ || complete() || slice_over) {
+  if (writer_ && (minutes_since(last_checkpoint_) >= checkpoint_minutes_ || complete() || slice_over)) {
     log_.flush();
     checkpoints_.save(step_, modules_, optimizers_, nlohmann::json::object());
     last_checkpoint_ = std::chrono::steady_clock::now();
   }
   if (complete() || slice_over) {
-    progress_->finish(figures);
+    if (writer_) progress_->finish(figures);
     return false;
   }
   return true;

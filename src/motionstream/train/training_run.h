@@ -30,11 +30,12 @@ void record_run_config(const std::string& run_dir, const nlohmann::json& config,
 
 // One invocation of a training stage over its run folder: resumes the modules and optimizers from the newest
 // checkpoint, then after every step logs a JSON line (log.jsonl), redraws the progress line and checkpoints when
-// `checkpoint_minutes` have passed, at the last step, and when the slice runs out.
+// `checkpoint_minutes` have passed, at the last step, and when the slice runs out. A run that is not the writer
+// (a data-parallel rank other than 0) resumes and counts steps but writes nothing.
 class TrainingRun {
  public:
   TrainingRun(const std::string& run_dir, const std::string& label, int64_t total_steps, double checkpoint_minutes,
-              const RunLimits& limits, NamedModules modules, NamedOptimizers optimizers);
+              const RunLimits& limits, NamedModules modules, NamedOptimizers optimizers, bool writer = true);
   int64_t step() const { return step_; }  // the next step to run (the number of steps done)
   bool complete() const { return step_ >= total_; }
   // Counts the step just taken; false when this invocation should stop (run complete or slice over).
@@ -48,6 +49,7 @@ class TrainingRun {
   int64_t total_, step_ = 0, first_step_ = 0;
   double checkpoint_minutes_;
   RunLimits limits_;
+  bool writer_;
   std::ofstream log_;
   std::unique_ptr<Progress> progress_;
   std::chrono::steady_clock::time_point started_, last_checkpoint_;
