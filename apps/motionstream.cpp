@@ -136,7 +136,7 @@ int train(int argc, char** argv) {
   RunLimits limits;
   nlohmann::json config = training_config(argc, argv, 3, run_dir, limits);
   if (stage == "vae") {
-    train_vae(config.get<VaeTrainConfig>(), run_dir, limits);
+    train_vae(parse_config<VaeTrainConfig>(config, "VaeTrainConfig"), run_dir, limits);
     return 0;
   }
   if (stage == "teacher") {

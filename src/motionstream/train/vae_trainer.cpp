@@ -47,56 +47,6 @@ void VaeTrainConfig::validate() const {
   tiny_vae_preset(preset);
 }
 
-void to_json(nlohmann::json& j, const VaeTrainConfig& c) {
-  j = nlohmann::json{{"preset", c.preset},         {"width", c.width},
-                     {"height", c.height},         {"frames", c.frames},
-                     {"batch", c.batch},           {"steps", c.steps},
-                     {"pool_size", c.pool_size},   {"fresh_per_step", c.fresh_per_step},
-                     {"lr", c.lr},                 {"weight_decay", c.weight_decay},
-                     {"grad_clip", c.grad_clip},   {"warmup_steps", c.warmup_steps},
-                     {"gradient_weight", c.gradient_weight}, {"latent_weight", c.latent_weight},
-                     {"checkpoint_minutes", c.checkpoint_minutes}, {"validate_every", c.validate_every},
-                     {"validation_clips", c.validation_clips}, {"seed", c.seed},
-                     {"device", c.device},         {"render_device", c.render_device},
-                     {"photos", c.photos}};
-}
-
-void from_json(const nlohmann::json& j, VaeTrainConfig& c) {
-  VaeTrainConfig out;
-  nlohmann::json defaults = out;
-  for (const auto& [key, value] : j.items()) {
-    if (!defaults.contains(key)) throw std::invalid_argument("VaeTrainConfig." + key + ": unknown field");
-    defaults[key] = value;
-  }
-  try {
-    out.preset = defaults["preset"].get<std::string>();
-    out.width = defaults["width"].get<int64_t>();
-    out.height = defaults["height"].get<int64_t>();
-    out.frames = defaults["frames"].get<int64_t>();
-    out.batch = defaults["batch"].get<int64_t>();
-    out.pool_size = defaults["pool_size"].get<int64_t>();
-    out.fresh_per_step = defaults["fresh_per_step"].get<int64_t>();
-    out.steps = defaults["steps"].get<int64_t>();
-    out.lr = defaults["lr"].get<double>();
-    out.weight_decay = defaults["weight_decay"].get<double>();
-    out.grad_clip = defaults["grad_clip"].get<double>();
-    out.warmup_steps = defaults["warmup_steps"].get<double>();
-    out.gradient_weight = defaults["gradient_weight"].get<double>();
-    out.latent_weight = defaults["latent_weight"].get<double>();
-    out.checkpoint_minutes = defaults["checkpoint_minutes"].get<double>();
-    out.validate_every = defaults["validate_every"].get<int64_t>();
-    out.validation_clips = defaults["validation_clips"].get<int64_t>();
-    out.seed = defaults["seed"].get<uint64_t>();
-    out.device = defaults["device"].get<std::string>();
-    out.render_device = defaults["render_device"].get<std::string>();
-    out.photos = defaults["photos"].get<std::string>();
-  } catch (const nlohmann::json::exception& e) {
-    throw std::invalid_argument(std::string("VaeTrainConfig: bad value (") + e.what() + ")");
-  }
-  out.validate();
-  c = out;
-}
-
 double psnr(const at::Tensor& a, const at::Tensor& b) {
   // per clip, then averaged: one badly reconstructed clip is not hidden by a pooled MSE
   auto mse = (a.to(at::kFloat) - b.to(at::kFloat)).pow(2).flatten(1).mean(1).clamp_min(1e-10);

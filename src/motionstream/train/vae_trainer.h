@@ -5,7 +5,7 @@
 // from its newest checkpoint to the same result as an uninterrupted run (clip seeds and noise depend on the step).
 #pragma once
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "motionstream/model/vae/tiny_vae.h"
@@ -33,8 +33,10 @@ struct VaeTrainConfig {
   int64_t fresh() const { return fresh_per_step > 0 ? fresh_per_step : batch; }
   void validate() const;
 };
-void to_json(nlohmann::json& j, const VaeTrainConfig& c);
-void from_json(const nlohmann::json& j, VaeTrainConfig& c);
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VaeTrainConfig, preset, width, height, frames, batch, pool_size,
+                                                fresh_per_step, steps, lr, weight_decay, grad_clip, warmup_steps,
+                                                gradient_weight, latent_weight, checkpoint_minutes, validate_every,
+                                                validation_clips, seed, device, render_device, photos)
 
 // Mean PSNR (dB) of reconstructions of the world's validation clips. frames: [N, F, 3, H, W] in [0, 1].
 double psnr(const at::Tensor& a, const at::Tensor& b);
