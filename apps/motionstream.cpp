@@ -5,6 +5,8 @@
 //                                                     are missing, unexpected or of the wrong shape for that model
 //   motionstream generate | tracks | eval ...         offline generation, track tools, evaluation (docs/USAGE.md;
 //                                                     built when OpenCV is present)
+//   motionstream demo | serve [...]                   the live server and web app (docs/PROTOCOL.md; built when
+//                                                     OpenCV, Boost.Beast and TurboJPEG are present)
 //   motionstream train vae|teacher|causal|dmd --run DIR [--config FILE] [--FIELD VALUE ...] [--max-minutes M] [--max-steps N]
 //                                                     a training stage on the world (resumes DIR; the limits end
 //                                                     this invocation early, with a checkpoint)
@@ -25,6 +27,9 @@
 #include "motionstream/util/json_config.h"
 #ifdef MS_WITH_MEDIA
 #include "media_commands.h"
+#endif
+#ifdef MS_WITH_SERVE
+#include "serve_command.h"
 #endif
 #include "motionstream/util/cli_args.h"
 
@@ -168,6 +173,10 @@ void usage() {
                "  world --out DIR [--count N] [--validation]        sample clips of the synthetic world, tracks drawn\n"
                "  (see docs/USAGE.md)\n"
 #endif
+#ifdef MS_WITH_SERVE
+               "  demo [--port 8080] [--model DIR]              the live demo in the browser (bundled model)\n"
+               "  serve [--model DIR | --backend warp] [--port P] [--host H] ...   the live server (docs/PROTOCOL.md)\n"
+#endif
                );
 }
 
@@ -187,6 +196,9 @@ int main(int argc, char** argv) try {
   if (command == "tracks") return tracks_command(argc, argv);
   if (command == "eval") return eval_command(argc, argv);
   if (command == "world") return world_command(argc, argv);
+#endif
+#ifdef MS_WITH_SERVE
+  if (command == "demo" || command == "serve") return serve_command(argc, argv, command == "demo");
 #endif
   usage();
   return 2;

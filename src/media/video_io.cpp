@@ -95,6 +95,22 @@ at::Tensor read_image(const std::string& path) {
   }
 }
 
+at::Tensor decode_image(const std::string& bytes, const std::string& what) {
+  cv::Mat mat;
+  try {
+    const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
+    mat = cv::imdecode(buffer, cv::IMREAD_COLOR | cv::IMREAD_ANYDEPTH);
+  } catch (const cv::Exception& e) {
+    throw std::runtime_error(what + ": cannot decode the image (" + e.what() + ")");
+  }
+  if (mat.empty()) throw std::runtime_error(what + ": not a readable image (corrupt or unsupported format)");
+  try {
+    return from_bgr(mat);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(what + ": " + e.what());
+  }
+}
+
 void write_image(const std::string& path, const at::Tensor& frame) {
   bool ok = false;
   try {

@@ -19,6 +19,8 @@ namespace ms::media {
 // PNG, JPEG, or anything else OpenCV's imread reads; 8- or 16-bit, grey, RGB or RGBA (alpha dropped).
 // -> [3, H, W] float32 in [0, 1]
 at::Tensor read_image(const std::string& path);
+// The bytes of an image file (PNG, JPEG, ...) -> [3, H, W]; `what` names the source in errors.
+at::Tensor decode_image(const std::string& bytes, const std::string& what);
 // [3, H, W] in [0, 1] -> PNG / JPEG by the extension.
 void write_image(const std::string& path, const at::Tensor& frame);
 

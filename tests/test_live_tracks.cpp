@@ -1,0 +1,129 @@
+// Live controls -> whole-stream tracks (the alignment of events to frames), and the warp baseline.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <string>
+
+#include "motionstream/tracks/live_tracks.h"
+#include "motionstream/tracks/track_warp.h"
+
+using namespace ms;
+
+namespace {
+
+void expect_at(const TrackSet& t, int64_t frame, int64_t point, double x, double y) {
+  EXPECT_NEAR(t.xy[frame][point][0].item<float>(), x, 1e-4) << "frame " << frame << " point " << point;
+  EXPECT_NEAR(t.xy[frame][point][1].item<float>(), y, 1e-4) << "frame " << frame << " point " << point;
+}
+
+bool visible(const TrackSet& t, int64_t frame, int64_t point) { return t.visible[frame][point].item<bool>(); }
+
+void expect_error_containing(const std::function<void()>& call, const std::string& text) {
+  try {
+    call();
+    ADD_FAILURE() << "no error for " << text;
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+
+TEST(LiveTracks, DragDrawnOnFrameKSteersFramesAfterK) {
+  LiveTracks live(128, 128, 16.0);
+  live.drag_down(4, {50, 50}, 1, 8.0);
+  live.drag_move(6, {60, 50});
+  live.drag_move(9, {70, 55});
+  live.drag_up(12, {70, 55});
+  const TrackSet t = live.tracks(20);
+  ASSERT_EQ(t.points(), 1);
+  for (int64_t f = 0; f <= 6; ++f) expect_at(t, f, 0, 50, 50);  // before the grab and up to the first move's frame
+  for (int64_t f = 7; f <= 9; ++f) expect_at(t, f, 0, 60, 50);
+  for (int64_t f = 10; f < 20; ++f) expect_at(t, f, 0, 70, 55);
+  EXPECT_TRUE(visible(t, 12, 0));
+  EXPECT_FALSE(visible(t, 13, 0)) << "released after the frame it was let go on";
+  EXPECT_FALSE(live.dragging());
+}
+
+TEST(LiveTracks, EventsThatArriveAfterTheirFramesWereGeneratedSteerTheNextChunk) {
+  // The generator is at frame 21 when moves drawn on frames 10 and 11 arrive: every frame from 21 on shows the
+  // newest position, the past is rewritten consistently.
+  LiveTracks live(128, 128, 16.0);
+  live.drag_down(8, {40, 40}, 3, 8.0);
+  live.drag_move(10, {50, 40});
+  live.drag_move(11, {60, 40});
+  const TrackSet t = live.tracks(33);
+  ASSERT_EQ(t.points(), 9);
+  for (int64_t f = 21; f < 33; ++f) expect_at(t, f, 4, 60, 40);  // point 4: the grid centre
+  expect_at(t, 21, 0, 52, 32);                                   // top-left grid point, spacing 8
+  // A move that arrives with an older frame than the previous one counts from the newest frame seen.
+  live.drag_move(3, {70, 40});
+  const TrackSet u = live.tracks(33);
+  expect_at(u, 11, 4, 50, 40);
+  expect_at(u, 12, 4, 70, 40);
+}
+
+TEST(LiveTracks, PinsHoldPathsPlayAndTrackOrderIsStable) {
+  LiveTracks live(64, 64, 16.0);
+  live.pin(0, {5, 5});
+  live.path(10, {{10, 10}, {30, 10}}, 10);
+  live.drag_down(2, {32, 32}, 2, 4.0);
+  const TrackSet t = live.tracks(25);
+  ASSERT_EQ(t.points(), 1 + 1 + 4);
+  for (int64_t f : {0, 12, 24}) expect_at(t, f, 0, 5, 5);
+  expect_at(t, 10, 1, 10, 10);
+  expect_at(t, 15, 1, 20, 10);
+  expect_at(t, 20, 1, 30, 10);
+  expect_at(t, 24, 1, 30, 10);
+  expect_at(t, 24, 2, 30, 30);  // 2x2 grid centred on the cursor
+  // A new control appends: earlier points keep their indices (the generator keys random IDs by index).
+  live.pin(3, {60, 60});
+  const TrackSet u = live.tracks(25);
+  ASSERT_EQ(u.points(), 7);
+  EXPECT_TRUE(at::equal(u.xy.narrow(1, 0, 6), t.xy));
+  expect_at(u, 0, 6, 60, 60);
+  live.clear();
+  EXPECT_TRUE(live.empty());
+  expect_error_containing([&] { live.tracks(5); }, "no controls");
+}
+
+TEST(LiveTracks, PointsDraggedOutOfTheImageAreInvisibleAndBadInputIsNamed) {
+  LiveTracks live(64, 64, 16.0);
+  live.drag_down(0, {60, 30}, 1, 4.0);
+  live.drag_move(0, {70, 30});  // the cursor may leave the image while held
+  const TrackSet t = live.tracks(3);
+  EXPECT_TRUE(visible(t, 0, 0));
+  EXPECT_FALSE(visible(t, 1, 0));
+  expect_error_containing([&] { live.pin(0, {64, 10}); }, "outside the 64x64 image");
+  expect_error_containing([&] { live.pin(-2, {1, 1}); }, "pin.frame");
+  expect_error_containing([&] { live.drag_down(0, {1, 1}, 0, 4.0); }, "drag.grid");
+  expect_error_containing([&] { live.drag_down(0, {1, 1}, 3, -1.0); }, "drag.spacing");
+  expect_error_containing([&] { live.path(0, {}, 10); }, "path.points");
+  expect_error_containing([&] { live.drag_move(0, {NAN, 1}); }, "finite");
+}
+
+TEST(TrackWarp, ContentNearATrackMovesWithItAndFarContentHoldsStill) {
+  at::manual_seed(0);
+  // A smooth texture: random values blurred by upsampling.
+  const at::Tensor image =
+      at::upsample_bilinear2d(at::rand({1, 3, 16, 16}), {64, 64}, false).squeeze(0);  // [3, 64, 64]
+  LiveTracks live(64, 64, 16.0);
+  live.drag_down(0, {20, 32}, 3, 4.0);
+  live.drag_move(0, {26, 32});  // 6 pixels right from frame 1 on
+  live.pin(0, {56, 8});
+  const TrackSet tracks = live.tracks(2);
+  const at::Tensor frames = warp_along_tracks(image, tracks, 0, 2);  // [2, 3, 64, 64]
+  ASSERT_EQ(frames.sizes(), (at::IntArrayRef{2, 3, 64, 64}));
+  EXPECT_LT((frames[0] - image).abs().max().item<float>(), 1e-5) << "frame 0 is the image";
+  // Around the drag's destination the content is the source shifted by ~6 px.
+  const at::Tensor moved = frames[1].narrow(1, 28, 8).narrow(2, 22, 8);
+  const at::Tensor shifted = image.narrow(1, 28, 8).narrow(2, 16, 8);
+  const at::Tensor unshifted = image.narrow(1, 28, 8).narrow(2, 22, 8);
+  const float error_shifted = (moved - shifted).abs().mean().item<float>();
+  const float error_unshifted = (moved - unshifted).abs().mean().item<float>();
+  EXPECT_LT(error_shifted, 0.25f * error_unshifted) << error_shifted << " vs " << error_unshifted;
+  // Far corner (beside the pin) holds still.
+  EXPECT_LT((frames[1] - image).narrow(1, 0, 16).narrow(2, 48, 16).abs().max().item<float>(), 1e-3);
+}
