@@ -56,6 +56,10 @@ struct Server::Impl {
     std::lock_guard<std::mutex> lock(sessions_mutex);
     sessions.erase(id);
   }
+  size_t sessions_now() const {
+    std::lock_guard<std::mutex> lock(sessions_mutex);
+    return sessions.size();
+  }
   std::shared_ptr<Session> find_session(const std::string& id) const {
     std::lock_guard<std::mutex> lock(sessions_mutex);
     auto it = sessions.find(id);
@@ -321,12 +325,7 @@ http::response<http::string_body> Server::Impl::answer(const http::request<http:
   target = target.substr(0, target.find('?'));
 
   if (target == "/api/info") {
-    json info = {{"model", model->describe()}, {"limits", options.limits.to_json()}};
-    info["limits"]["max_sessions"] = options.max_sessions;
-    {
-      std::lock_guard<std::mutex> lock(sessions_mutex);
-      info["sessions"] = sessions.size();
-    }
+    const json info = {{"model", model->describe()}, {"limits", options.limits.to_json()}, {"sessions", sessions_now()}};
     return text_response(request, http::status::ok, info.dump() + "\n", "application/json");
   }
 
@@ -368,7 +367,9 @@ http::response<http::string_body> Server::Impl::answer(const http::request<http:
 }
 
 Server::Server(std::shared_ptr<const LiveModel> model, ServerOptions options)
-    : impl_(std::make_unique<Impl>(std::move(model), std::move(options))) {}
+    : impl_(std::make_unique<Impl>(std::move(model), std::move(options))) {
+  impl_->options.limits.max_sessions = impl_->options.max_sessions;
+}
 
 Server::~Server() {
   stop();
@@ -397,10 +398,7 @@ void Server::start() {
 
 uint16_t Server::port() const { return impl_->acceptor.local_endpoint().port(); }
 
-size_t Server::sessions() const {
-  std::lock_guard<std::mutex> lock(impl_->sessions_mutex);
-  return impl_->sessions.size();
-}
+size_t Server::sessions() const { return impl_->sessions_now(); }
 
 void Server::wait(bool handle_signals) {
   Impl& s = *impl_;

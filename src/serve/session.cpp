@@ -73,7 +73,8 @@ json SessionLimits::to_json() const {
   return {{"max_upload_bytes", max_upload_bytes},
           {"max_messages_per_second", max_messages_per_second},
           {"max_image_side", max_image_side},
-          {"record_frames", record_frames}};
+          {"record_frames", record_frames},
+          {"max_sessions", max_sessions}};
 }
 
 Session::Session(std::string id, std::shared_ptr<const LiveModel> model, SessionLimits limits)
@@ -269,8 +270,11 @@ std::vector<json> Session::upload(const std::string& bytes) {
 
 bool Session::wants_chunk() const {
   std::lock_guard<std::mutex> lock(mutex_);
+  // Just in time: a new chunk starts when the frames still waiting cover about 1.5 chunk-generation times, so that
+  // a control reaches the screen as early as possible without the stream running dry.
   const int64_t chunk = 4 * model_->options().layout.chunk_frames;  // video frames of a steady chunk
-  return state_ == State::kRunning && image_.defined() && static_cast<int64_t>(waiting_.size()) < chunk;
+  const int64_t enough = std::min<int64_t>(chunk, 1 + static_cast<int64_t>(std::ceil(model_->fps() * 1.5 * latency_s_)));
+  return state_ == State::kRunning && image_.defined() && static_cast<int64_t>(waiting_.size()) < enough;
 }
 
 void Session::generate_chunk() {
@@ -311,6 +315,7 @@ void Session::generate_chunk() {
                                 : std::chrono::duration<double>(t1 - last_chunk_end_).count();
   const double now_fps = n / std::max(since_last, 1e-6);
   fps_ = fps_ == 0.0 ? now_fps : 0.7 * fps_ + 0.3 * now_fps;
+  latency_s_ = latency_s_ == 0.0 ? latency_ms / 1000.0 : 0.7 * latency_s_ + 0.3 * latency_ms / 1000.0;
   last_chunk_end_ = t1;
   for (int64_t i = 0; i < n; ++i) {
     waiting_.push_back({first + i, jpegs[i], static_cast<float>(latency_ms), static_cast<float>(fps_)});

@@ -32,6 +32,7 @@ struct SessionLimits {
   int64_t max_image_side = 8192;
   int64_t record_frames = 4800;  // the recording keeps the first this many frames of a stream (5 min at 16 fps)
   int jpeg_quality = 85;
+  int max_sessions = 4;  // the server's, told to clients
   nlohmann::json to_json() const;
 };
 
@@ -55,7 +56,8 @@ class Session {
   Clock::time_point last_message() const;
   bool streaming() const;  // started and not paused
 
-  // Generation thread: a chunk is wanted while streaming with less than one chunk of frames waiting to be sent.
+  // Generation thread: a chunk is wanted while streaming with fewer frames waiting to be sent than cover the time
+  // the next chunk takes (at most one chunk).
   bool wants_chunk() const;
   void generate_chunk();
   void fail(const std::string& why);  // generation threw: the stream stops and the client is told why
@@ -100,6 +102,7 @@ class Session {
   std::deque<OutFrame> waiting_;         // generated, not yet sent
   Clock::time_point last_chunk_end_{};
   double fps_ = 0.0;                     // recent frames per second, smoothed
+  double latency_s_ = 0.0;               // recent chunk generation time, smoothed (kept across restarts)
 
   // The recording: frames as JPEG and, per chunk, the tracks (model pixels) its frames were generated with.
   std::vector<std::string> recorded_;
