@@ -162,9 +162,12 @@ namespace {
 // A blocking WebSocket client whose reads give up after a few seconds instead of hanging a broken test.
 class Client {
  public:
-  explicit Client(uint16_t port) : ws_(ioc_) {
+  // receive_buffer > 0: a tiny socket receive buffer, so that a client that stops reading stalls the server's writes.
+  explicit Client(uint16_t port, int receive_buffer = 0) : ws_(ioc_) {
     tcp::resolver resolver(ioc_);
-    net::connect(ws_.next_layer(), resolver.resolve("127.0.0.1", std::to_string(port)));
+    ws_.next_layer().open(tcp::v4());
+    if (receive_buffer > 0) ws_.next_layer().set_option(net::socket_base::receive_buffer_size(receive_buffer));
+    ws_.next_layer().connect(*resolver.resolve("127.0.0.1", std::to_string(port)).begin());
     timeval timeout{20, 0};
     setsockopt(ws_.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     ws_.handshake("127.0.0.1", "/ws");
@@ -183,11 +186,14 @@ class Client {
     ws_.read(buffer);
     const std::string data = beast::buffers_to_string(buffer.data());
     if (ws_.got_text()) return json::parse(data);
-    uint32_t index;
+    uint32_t index, dropped;
     float latency;
     std::memcpy(&index, data.data(), 4);
     std::memcpy(&latency, data.data() + 4, 4);
-    return {{"type", "frame"}, {"index", index}, {"latency_ms", latency}, {"jpeg_bytes", data.size() - 16}};
+    std::memcpy(&dropped, data.data() + 12, 4);
+    return {{"type", "frame"},       {"index", index},
+            {"latency_ms", latency}, {"dropped", dropped},
+            {"jpeg_bytes", data.size() - 16}};
   }
   json next_of_type(const std::string& type) {
     for (int i = 0; i < 1000; ++i) {
@@ -228,6 +234,7 @@ TEST(Server, AHealthySessionStreamsThroughAbuseFromOthers) {
   options.web_dir = std::string(MS_SOURCE_DIR) + "/web";
   options.max_sessions = 3;
   options.limits.max_upload_bytes = 200000;
+  options.send_buffer_bytes = 8192;
   Server server(warp_model(), options);
   server.start();
   const uint16_t port = server.port();
@@ -259,20 +266,37 @@ TEST(Server, AHealthySessionStreamsThroughAbuseFromOthers) {
     EXPECT_NE(rude.next()["message"].get<std::string>().find("not JSON"), std::string::npos);
     rude.send({{"type", "pin"}, {"x", 1e9}, {"y", 0}, {"frame", 0}});
     EXPECT_EQ(rude.next()["type"], "error");
-    // Full server: a fourth session is told so.
-    Client second(port), third(port);
+    // Full server (healthy, rude, second): a fourth session is told so.
+    Client second(port);
     second.next();
-    third.next();
-    Client fourth(port);
-    EXPECT_NE(fourth.next()["message"].get<std::string>().find("server is full"), std::string::npos);
+    Client third(port);
+    EXPECT_NE(third.next()["message"].get<std::string>().find("server is full"), std::string::npos);
   }
+  for (int i = 0; i < 500 && server.sessions() > 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(server.sessions(), 1u) << "closed sessions are gone";
 
-  // The healthy session kept streaming, frames in order.
-  for (int i = 0; i < 30; ++i) {
+  // A client that streams but stops reading: its frames are dropped, nobody else's.
+  Client stalled(port, 2048);
+  stalled.next();
+  stalled.send_binary(photo());
+  stalled.send({{"type", "start"}});
+
+  // The healthy session kept streaming, frames in order, at the stream's rate.
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 48; ++i) {
     const json m = healthy.next_of_type("frame");
     EXPECT_EQ(m["index"].get<int64_t>(), last + 1);
     last = m["index"];
   }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(seconds, 48 / 16.0 * 1.5) << "48 frames at 16 fps took " << seconds << " s";
+  // The stalled client, reading at last, learns how many frames it lost.
+  int64_t dropped = 0;
+  for (int i = 0; i < 200 && dropped == 0; ++i) {
+    const json m = stalled.next();
+    if (m["type"] == "frame") dropped = m["dropped"];
+  }
+  EXPECT_GT(dropped, 0);
   int status = 0;
   const std::string info = http_get(port, "/api/info", &status);
   EXPECT_EQ(status, 200);

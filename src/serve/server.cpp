@@ -128,6 +128,9 @@ class WsConnection : public std::enable_shared_from_this<WsConnection> {
       : server_(server), ws_(std::move(stream)), timer_(ws_.get_executor()) {}
 
   void run(http::request<http::string_body> request) {
+    beast::error_code ignored;
+    beast::get_lowest_layer(ws_).socket().set_option(
+        net::socket_base::send_buffer_size(server_.options.send_buffer_bytes), ignored);
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
     // Uploads up to twice the limit are read and refused with a message; larger ones end the connection (1009).
     ws_.read_message_max(2 * server_.options.limits.max_upload_bytes + 65536);

@@ -21,6 +21,9 @@ struct ServerOptions {
   std::string web_dir;           // the web app's files
   int max_sessions = 4;
   double idle_seconds = 300.0;   // a session that is not streaming and hears nothing for this long is closed
+  // Kernel send buffer per WebSocket: small, so that a slow reader's frames are dropped here instead of piling up
+  // (stale) in the kernel; a few frames' worth.
+  int send_buffer_bytes = 128 * 1024;
   SessionLimits limits;
 };
 
