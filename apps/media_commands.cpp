@@ -29,6 +29,7 @@
 
 #include "media/evaluation.h"
 #include "media/motion_transfer.h"
+#include "media/validation_report.h"
 #include "media/video_io.h"
 #include "motionstream/diffusion/flow_schedule.h"
 #include "motionstream/io/npy.h"
@@ -629,6 +630,38 @@ int run_world(int argc, char** argv) {
 
 int world_command(int argc, char** argv) {
   return guarded("world", [&] { return run_world(argc, argv); });
+}
+
+int run_evaluate(int argc, char** argv) {
+  const CliArgs args(argc, argv, 2,
+                     {"method", "model", "clips", "width", "height", "frames", "tracks", "steps", "guidance",
+                      "text-weight", "motion-weight", "chunk", "sink", "window", "seed", "videos", "out"});
+  ValidationOptions o;
+  o.method = args.str("method", "still");
+  o.model_dir = args.str("model", "");
+  o.clips = args.integer("clips", 8);
+  o.width = args.integer("width", 128);
+  o.height = args.integer("height", 128);
+  o.frames = args.integer("frames", 17);
+  o.tracks = args.integer("tracks", 32);
+  o.steps = args.integer("steps", 0);
+  o.guidance.mode = parse_guidance_mode(args.str("guidance", "joint"));
+  o.guidance.text_weight = args.number("text-weight", 3.0);
+  o.guidance.motion_weight = args.number("motion-weight", 1.5);
+  o.layout.chunk_frames = args.integer("chunk", 3);
+  o.layout.sink_chunks = args.integer("sink", 1);
+  o.layout.window_chunks = args.integer("window", 1);
+  o.layout.validate();
+  o.seed = static_cast<uint64_t>(args.integer("seed", 0));
+  o.videos_dir = args.str("videos", "");
+  const nlohmann::json report = validation_report(o);
+  if (args.has("out")) std::ofstream(args.str("out", "")) << report.dump(2) << "\n";
+  std::cout << report["mean"].dump() << std::endl;
+  return 0;
+}
+
+int evaluate_command(int argc, char** argv) {
+  return guarded("evaluate", [&] { return run_evaluate(argc, argv); });
 }
 
 int generate_command(int argc, char** argv) {

@@ -7,3 +7,4 @@ int generate_command(int argc, char** argv);
 int tracks_command(int argc, char** argv);
 int eval_command(int argc, char** argv);
 int world_command(int argc, char** argv);
+int evaluate_command(int argc, char** argv);  // a method on the world's validation clips

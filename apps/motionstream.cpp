@@ -8,6 +8,7 @@
 //   motionstream demo | serve [...]                   the live server and web app (docs/PROTOCOL.md; built when
 //                                                     OpenCV, Boost.Beast and TurboJPEG are present)
 //   motionstream train vae|teacher|causal|dmd --run DIR [--config FILE] [--FIELD VALUE ...] [--max-minutes M] [--max-steps N]
+//                                                     [--export] (also export the EMA model now: --max-steps 0 --export)
 //                                                     a training stage on the world (resumes DIR; the limits end
 //                                                     this invocation early, with a checkpoint)
 #include <nlohmann/json.hpp>
@@ -109,6 +110,10 @@ nlohmann::json training_config(int argc, char** argv, int first, std::string& ru
   nlohmann::json config = nlohmann::json::object();
   for (int i = first; i < argc; ++i) {
     std::string key = argv[i];
+    if (key == "--export") {  // a flag: export the EMA model when this invocation ends, complete or not
+      limits.export_now = true;
+      continue;
+    }
     if (key.rfind("--", 0) != 0 || i + 1 >= argc) throw std::invalid_argument("expected --FIELD VALUE, got '" + key + "'");
     key = key.substr(2);
     const std::string value = argv[++i];
@@ -164,13 +169,15 @@ void usage() {
                "usage: motionstream <command> [options]\n"
                "  info [--preset NAME]                          model presets: config, tensors, parameters\n"
                "  inspect FILE [--preset NAME] [--prefix P]     tensors of a safetensors file, checked against a preset\n"
-               "  train vae|teacher|causal|dmd --run DIR [--config FILE] [--FIELD VALUE ...] [--max-minutes M] [--max-steps N]\n"
+               "  train vae|teacher|causal|dmd --run DIR [--config FILE] [--FIELD VALUE ...] [--max-minutes M] [--max-steps N] [--export]\n"
                "                                                a training stage on the synthetic world (resumable)\n"
 #ifdef MS_WITH_MEDIA
                "  generate --model DIR --image FILE --prompt TEXT [--tracks FILE | --drag ... | --camera ...] --out FILE.mp4\n"
                "  tracks draw|grid|pins|camera|show|transfer ...  make, check and transfer point tracks\n"
                "  eval --video FILE --tracks FILE [--reference FILE]   motion-following EPE, PSNR, SSIM (JSON)\n"
                "  world --out DIR [--count N] [--validation]        sample clips of the synthetic world, tracks drawn\n"
+               "  evaluate --method still|warp|teacher|student [--model DIR] [--clips 8] [--out FILE.json] [--videos DIR]\n"
+               "                                                EPE / PSNR / SSIM on the world's validation clips\n"
                "  (see docs/USAGE.md)\n"
 #endif
 #ifdef MS_WITH_SERVE
@@ -196,6 +203,7 @@ int main(int argc, char** argv) try {
   if (command == "tracks") return tracks_command(argc, argv);
   if (command == "eval") return eval_command(argc, argv);
   if (command == "world") return world_command(argc, argv);
+  if (command == "evaluate") return evaluate_command(argc, argv);
 #endif
 #ifdef MS_WITH_SERVE
   if (command == "demo" || command == "serve") return serve_command(argc, argv, command == "demo");

@@ -66,6 +66,9 @@ TEST(TeacherTrainer, ResumedRunEqualsUninterruptedRunAndExportsAModel) {
   EXPECT_EQ(train_teacher(tiny_teacher(codec, 3), a.string()), 3);
   EXPECT_EQ(train_teacher(tiny_teacher(codec, 3), b.string(), RunLimits{2, -1}), 2);
   EXPECT_FALSE(fs::exists(b / "model" / "dit.safetensors"));
+  // An export of the unfinished run, without training a step: the EMA model as of step 2.
+  EXPECT_EQ(train_teacher(tiny_teacher(codec, 3), b.string(), RunLimits{0, -1, /*export_now=*/true}), 2);
+  EXPECT_EQ(load_motion_model((b / "model").string()).description["steps"], 2);
   EXPECT_EQ(train_teacher(tiny_teacher(codec, 3), b.string()), 3);
   EXPECT_LT(test::max_safetensors_diff(a / "model" / "dit.safetensors", b / "model" / "dit.safetensors"), 1e-6);
   auto loaded = load_motion_model((a / "model").string());

@@ -131,7 +131,7 @@ int64_t train_causal_init(const CausalInitConfig& c, const std::string& run_dir,
     return options[static_cast<size_t>(at::randint(static_cast<int64_t>(options.size()), {1}, gen).item<int64_t>())];
   };
   double smoothed = -1;
-  for (bool more = !run.complete(); more;) {
+  for (bool more = run.wants_steps(); more;) {
     const int64_t step = run.step();
     for (auto& group : optimizer.param_groups())
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(scheduled_lr(c.lr, step, c.warmup_steps, c.steps));
@@ -170,7 +170,7 @@ int64_t train_causal_init(const CausalInitConfig& c, const std::string& run_dir,
     std::snprintf(figures, sizeof figures, "loss %.4f", smoothed);
     more = run.finish_step(row, figures);
   }
-  if (!run.complete()) return run.step();
+  if (!run.export_due()) return run.step();
   const fs::path out = dir / "model";
   save_motion_model(ema, out.string(), fs::relative(fs::absolute(teacher.codec_folder), fs::absolute(out)).string(),
                     {{"stage", "causal-init"},

@@ -124,7 +124,7 @@ int64_t train_dmd(const DmdConfig& c, const std::string& run_dir, const RunLimit
   auto pick = [](const std::vector<int64_t>& options, at::Generator& gen) {
     return options[static_cast<size_t>(at::randint(static_cast<int64_t>(options.size()), {1}, gen).item<int64_t>())];
   };
-  for (bool more = !run.complete(); more;) {
+  for (bool more = run.wants_steps(); more;) {
     const int64_t step = run.step();
     auto gen = at::detail::createCPUGenerator(c.seed * 15485863 + static_cast<uint64_t>(step));
     auto clips = pool.next(step);
@@ -179,7 +179,7 @@ int64_t train_dmd(const DmdConfig& c, const std::string& run_dir, const RunLimit
                   row["critic_loss"].get<double>());
     more = run.finish_step(row, figures);
   }
-  if (!run.complete()) return run.step();
+  if (!run.export_due()) return run.step();
   const fs::path out = dir / "model";
   nlohmann::json extra = loaded_student.description;
   extra.erase("dit");

@@ -129,7 +129,7 @@ int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, c
   LatentCache latent_cache(codec, static_cast<size_t>(std::max(c.batch, c.pool_size)));
   const FlowSchedule schedule{c.shift};
   double smoothed = -1;
-  for (bool more = !run.complete(); more;) {
+  for (bool more = run.wants_steps(); more;) {
     const int64_t step = run.step();
     for (auto& group : optimizer.param_groups())
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(scheduled_lr(c.lr, step, c.warmup_steps, c.steps));
@@ -162,7 +162,7 @@ int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, c
     std::snprintf(figures, sizeof figures, "loss %.4f", smoothed);
     more = run.finish_step(row, figures);
   }
-  if (!run.complete() || !parallel.is_writer()) return run.step();
+  if (!run.export_due() || !parallel.is_writer()) return run.step();
   const fs::path out = dir / "model";
   save_motion_model(ema, out.string(), fs::relative(fs::absolute(c.codec), fs::absolute(out)).string(),
                     {{"stage", "teacher"}, {"shift", c.shift}, {"steps", run.step()}});

@@ -22,6 +22,7 @@ namespace ms {
 struct RunLimits {
   int64_t max_steps = -1;
   double max_minutes = -1;
+  bool export_now = false;  // export the model when this invocation ends, even if the run is not complete
 };
 
 // Writes run_dir/config.json, or, when the folder already holds a run, checks that `config` is the same run:
@@ -38,6 +39,8 @@ class TrainingRun {
               const RunLimits& limits, NamedModules modules, NamedOptimizers optimizers, bool writer = true);
   int64_t step() const { return step_; }  // the next step to run (the number of steps done)
   bool complete() const { return step_ >= total_; }
+  bool wants_steps() const { return !complete() && limits_.max_steps != 0; }  // whether to enter the step loop
+  bool export_due() const { return complete() || limits_.export_now; }        // whether to export when it ends
   // Counts the step just taken; false when this invocation should stop (run complete or slice over).
   bool finish_step(nlohmann::json row, const std::string& figures);
 

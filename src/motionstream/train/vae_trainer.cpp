@@ -117,7 +117,7 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
                                  c.seed, device, c.render_device),
                 photos.get(), run.step());
   double smoothed = -1;
-  for (bool more = !run.complete(); more;) {
+  for (bool more = run.wants_steps(); more;) {
     const int64_t step = run.step();
     for (auto& group : optimizer.param_groups())
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(scheduled_lr(c.lr, step, c.warmup_steps, c.steps));
@@ -145,7 +145,7 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
     std::snprintf(figures, sizeof figures, "loss %.4f", smoothed);
     more = run.finish_step(row, figures);
   }
-  if (!run.complete()) return run.step();
+  if (!run.export_due()) return run.step();
 
   nlohmann::json exported{{"config", vae->config()}, {"train", c}};
   exported.update(latent_statistics(vae, c));
