@@ -344,6 +344,27 @@ TEST(Server, RandomWeightsModelStreamsDecodedFrames) {
   server.stop();
 }
 
+TEST(Server, IdleSessionsAreReapedAndTheirSlotsFreed) {
+  ServerOptions options;
+  options.port = 0;
+  options.web_dir = std::string(MS_SOURCE_DIR) + "/web";
+  options.idle_seconds = 0.3;
+  options.max_sessions = 1;
+  Server server(warp_model(), options);
+  server.start();
+  {
+    Client idle(server.port());
+    EXPECT_EQ(idle.next()["type"], "hello");
+    const json bye = idle.next();  // nothing sent: the server closes the session
+    EXPECT_NE(bye.value("message", "").find("idle"), std::string::npos) << bye.dump();
+  }
+  for (int i = 0; i < 300 && server.sessions() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(server.sessions(), 0u);
+  Client next(server.port());  // the only slot is free again
+  EXPECT_EQ(next.next()["type"], "hello");
+  server.stop();
+}
+
 TEST(Jpeg, EncodesAFrameThatDecodesBackClose) {
   const at::Tensor frame = at::linspace(0, 1, 64).view({1, 1, 64}).expand({3, 48, 64}).contiguous();
   const std::string jpeg = encode_jpeg(frame, 95);
