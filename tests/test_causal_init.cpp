@@ -19,22 +19,6 @@ namespace fs = std::filesystem;
 
 namespace {
 using test::tiny_teacher_folder;
-CausalInitConfig tiny_causal(const std::string& teacher, int64_t steps) {
-  CausalInitConfig c;
-  c.teacher = teacher;
-  c.width = c.height = 32;
-  c.frames = 21;  // 6 latent frames = 2 chunks
-  c.windows = {1, 2};
-  c.teacher_substeps = 2;
-  c.batch = 2;
-  c.steps = steps;
-  c.checkpoint_minutes = 0;
-  c.validate_every = 1000;
-  c.validation_clips = 1;
-  c.warmup_steps = 1;
-  c.photos = "none";
-  return c;
-}
 }  // namespace
 
 TEST(Sampler, EulerStepsFollowTheVelocity) {
@@ -71,9 +55,9 @@ TEST(CausalInit, TeacherGridPassesThroughStudentSteps) {
 TEST(CausalInit, ResumedRunEqualsUninterruptedRunAndExportsAStudent) {
   const std::string teacher = tiny_teacher_folder("causal");
   const auto a = test::temp_dir("causal_straight"), b = test::temp_dir("causal_resumed");
-  EXPECT_EQ(train_causal_init(tiny_causal(teacher, 3), a.string()), 3);
-  EXPECT_EQ(train_causal_init(tiny_causal(teacher, 3), b.string(), RunLimits{2, -1}), 2);
-  EXPECT_EQ(train_causal_init(tiny_causal(teacher, 3), b.string()), 3);
+  EXPECT_EQ(train_causal_init(test::tiny_causal_config(teacher, 3), a.string()), 3);
+  EXPECT_EQ(train_causal_init(test::tiny_causal_config(teacher, 3), b.string(), RunLimits{2, -1}), 2);
+  EXPECT_EQ(train_causal_init(test::tiny_causal_config(teacher, 3), b.string()), 3);
   EXPECT_LT(test::max_safetensors_diff(a / "model" / "dit.safetensors", b / "model" / "dit.safetensors"), 1e-6);
   auto student = load_motion_model((a / "model").string());
   EXPECT_EQ(student.description.at("stage"), "causal-init");

@@ -1,4 +1,5 @@
-// Data-parallel teacher training: two processes on loopback follow the one-process run with the doubled batch.
+// Data-parallel training (teacher, causal init, DMD): two processes on loopback follow the one-process run with the
+// doubled batch.
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -9,7 +10,9 @@
 #include <random>
 #include <string>
 
+#include "motionstream/train/causal_init.h"
 #include "motionstream/train/data_parallel.h"
+#include "motionstream/train/dmd.h"
 #include "motionstream/train/teacher_trainer.h"
 #include "test_util.h"
 #include "train_fixtures.h"
@@ -17,35 +20,74 @@
 using namespace ms;
 namespace fs = std::filesystem;
 
+namespace {
+
+// Runs `motionstream train STAGE` as ranks 0 and 1 of a 2-process group on loopback, with the config as a file.
+// Both run in the background of one shell, each bounded in time; false if either fails (logs in run_dir).
+bool train_two_ranks(const std::string& stage, nlohmann::json config, const fs::path& run_dir) {
+  fs::create_directories(run_dir);
+  config["world_size"] = 2;
+  config["master_port"] = 20000 + static_cast<int>(std::random_device{}() % 20000);
+  config.erase("rank");
+  const fs::path file = run_dir.parent_path() / (run_dir.filename().string() + ".config.json");
+  std::ofstream(file) << config.dump();
+  const std::string common = std::string(MS_CLI_PATH) + " train " + stage + " --run " + run_dir.string() +
+                             " --config " + file.string();
+  const std::string both = "timeout 300 " + common + " --rank 1 > " + (run_dir / "rank1.log").string() +
+                           " 2>&1 & r1=$!; timeout 300 " + common + " --rank 0 > " + (run_dir / "rank0.log").string() +
+                           " 2>&1; r0=$?; wait $r1; r1=$?; exit $((r0 + r1))";
+  const int status = std::system(("bash -c '" + both + "'").c_str());
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+int log_lines(const fs::path& run_dir) {
+  std::ifstream log(run_dir / "log.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(log, line);) ++lines;
+  return lines;
+}
+
+// The raw weights of the last checkpoint (an exported EMA moves too slowly to tell runs apart). Gradient averaging
+// reorders float sums: equal up to rounding, while each rank's half batch alone lands measurably elsewhere.
+void expect_same_weights(const fs::path& single, const fs::path& pair, int64_t step) {
+  char name[32];
+  std::snprintf(name, sizeof name, "step-%08lld", static_cast<long long>(step));
+  const auto last = fs::path("checkpoints") / name / "model.safetensors";
+  EXPECT_LT(test::max_safetensors_diff(single / last, pair / last), 1e-5);
+  EXPECT_TRUE(fs::exists(pair / "model" / "dit.safetensors"));
+  EXPECT_EQ(log_lines(pair), step) << "rank 0 alone writes the log, one line per step";
+}
+
+}  // namespace
+
 TEST(DataParallel, TwoProcessesMatchOneProcessWithTheDoubledBatch) {
   const std::string codec = test::random_codec_folder("parallel_codec");
   const auto single = test::temp_dir("parallel_single"), pair = test::temp_dir("parallel_pair");
   TeacherTrainConfig c = test::tiny_teacher_config(codec, 3);
   c.batch = 4;
   train_teacher(c, single.string());
+  ASSERT_TRUE(train_two_ranks("teacher", c, pair)) << "ranks failed; see " << pair;
+  expect_same_weights(single, pair, 3);
+}
 
-  const int port = 20000 + static_cast<int>(std::random_device{}() % 20000);
-  std::string common = std::string(MS_CLI_PATH) + " train teacher --run " + pair.string() +
-                       " --dit_preset tiny-motion --codec " + codec +
-                       " --width 32 --height 32 --frames 5 --batch 4 --steps 3 --checkpoint_minutes 0"
-                       " --validate_every 1000 --validation_clips 1 --warmup_steps 1 --photos none"
-                       " --world_size 2 --master_port " + std::to_string(port);
-  // Both ranks in the background of one shell, each bounded in time; the shell fails if either does.
-  const std::string both = "timeout 180 " + common + " --rank 1 > " + (pair / "rank1.log").string() + " 2>&1 & r1=$!; " +
-                           "timeout 180 " + common + " --rank 0 > " + (pair / "rank0.log").string() + " 2>&1; r0=$?; " +
-                           "wait $r1; r1=$?; exit $((r0 + r1))";
-  const int status = std::system(("bash -c '" + both + "'").c_str());
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "ranks failed; see " << pair;
-  // The raw weights (the exported EMA moves too slowly to tell runs apart). Gradient averaging reorders float sums:
-  // equal up to rounding, while each rank's half batch alone lands measurably elsewhere.
-  const auto last = fs::path("checkpoints") / "step-00000003" / "model.safetensors";
-  EXPECT_LT(test::max_safetensors_diff(single / last, pair / last), 1e-6);
-  EXPECT_TRUE(fs::exists(pair / "model" / "dit.safetensors"));
-  // Rank 0 alone wrote the run: one log line per step.
-  std::ifstream log(pair / "log.jsonl");
-  int lines = 0;
-  for (std::string line; std::getline(log, line);) ++lines;
-  EXPECT_EQ(lines, 3);
+TEST(DataParallel, CausalInitTwoProcessesMatchOneProcess) {
+  const std::string teacher = test::tiny_teacher_folder("parallel_causal");
+  const auto single = test::temp_dir("parallel_causal_single"), pair = test::temp_dir("parallel_causal_pair");
+  CausalInitConfig c = test::tiny_causal_config(teacher, 2);
+  c.batch = 4;
+  train_causal_init(c, single.string());
+  ASSERT_TRUE(train_two_ranks("causal", c, pair)) << "ranks failed; see " << pair;
+  expect_same_weights(single, pair, 2);
+}
+
+TEST(DataParallel, DmdTwoProcessesMatchOneProcess) {
+  const std::string teacher = test::tiny_teacher_folder("parallel_dmd");
+  const auto single = test::temp_dir("parallel_dmd_single"), pair = test::temp_dir("parallel_dmd_pair");
+  DmdConfig c = test::tiny_dmd_config(teacher, 2);
+  c.batch = 2;
+  train_dmd(c, single.string());
+  ASSERT_TRUE(train_two_ranks("dmd", c, pair)) << "ranks failed; see " << pair;
+  expect_same_weights(single, pair, 2);
 }
 
 TEST(DataParallel, RefusesImpossibleLayouts) {

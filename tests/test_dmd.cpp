@@ -13,30 +13,14 @@
 using namespace ms;
 namespace fs = std::filesystem;
 
-namespace {
-DmdConfig tiny_dmd(const std::string& teacher, int64_t steps) {
-  DmdConfig c;
-  c.student = teacher;  // any motion model folder serves as the starting student for the plumbing
-  c.teacher = teacher;
-  c.width = c.height = 32;
-  c.frames = 21;
-  c.windows = {1, 2};
-  c.batch = 1;
-  c.critic_steps = 2;
-  c.steps = steps;
-  c.checkpoint_minutes = 0;
-  c.photos = "none";
-  return c;
-}
-}  // namespace
 
 TEST(Dmd, StepsResumeExactlyAndExportAStudent) {
   const std::string teacher = test::tiny_teacher_folder("dmd");
   const auto a = test::temp_dir("dmd_straight"), b = test::temp_dir("dmd_resumed");
-  EXPECT_EQ(train_dmd(tiny_dmd(teacher, 2), a.string()), 2);
-  EXPECT_EQ(train_dmd(tiny_dmd(teacher, 2), b.string(), RunLimits{1, -1}), 1);
+  EXPECT_EQ(train_dmd(test::tiny_dmd_config(teacher, 2), a.string()), 2);
+  EXPECT_EQ(train_dmd(test::tiny_dmd_config(teacher, 2), b.string(), RunLimits{1, -1}), 1);
   ASSERT_TRUE(fs::exists(b / "checkpoints" / "step-00000001" / "critic_optimizer.pt"));
-  EXPECT_EQ(train_dmd(tiny_dmd(teacher, 2), b.string()), 2);
+  EXPECT_EQ(train_dmd(test::tiny_dmd_config(teacher, 2), b.string()), 2);
   EXPECT_LT(test::max_safetensors_diff(a / "model" / "dit.safetensors", b / "model" / "dit.safetensors"), 1e-6);
   // The student moved away from where it started, and the log holds finite losses.
   EXPECT_GT(test::max_safetensors_diff(a / "model" / "dit.safetensors", fs::path(teacher) / "dit.safetensors"), 0.0);

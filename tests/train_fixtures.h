@@ -7,6 +7,8 @@
 #include <string>
 
 #include "motionstream/io/state_dict.h"
+#include "motionstream/train/causal_init.h"
+#include "motionstream/train/dmd.h"
 #include "motionstream/train/teacher_trainer.h"
 #include "test_util.h"
 
@@ -45,6 +47,38 @@ inline std::string tiny_teacher_folder(const std::string& name) {
   const auto run = temp_dir(name + "_teacher");
   train_teacher(tiny_teacher_config(random_codec_folder(name + "_codec"), 2), run.string());
   return (run / "model").string();
+}
+
+inline CausalInitConfig tiny_causal_config(const std::string& teacher, int64_t steps) {
+  CausalInitConfig c;
+  c.teacher = teacher;
+  c.width = c.height = 32;
+  c.frames = 21;  // 6 latent frames = 2 chunks
+  c.windows = {1, 2};
+  c.teacher_substeps = 2;
+  c.batch = 2;
+  c.steps = steps;
+  c.checkpoint_minutes = 0;
+  c.validate_every = 1000;
+  c.validation_clips = 1;
+  c.warmup_steps = 1;
+  c.photos = "none";
+  return c;
+}
+
+inline DmdConfig tiny_dmd_config(const std::string& teacher, int64_t steps) {
+  DmdConfig c;
+  c.student = teacher;  // any motion model folder serves as the starting student for the plumbing
+  c.teacher = teacher;
+  c.width = c.height = 32;
+  c.frames = 21;
+  c.windows = {1, 2};
+  c.batch = 1;
+  c.critic_steps = 2;
+  c.steps = steps;
+  c.checkpoint_minutes = 0;
+  c.photos = "none";
+  return c;
 }
 
 }  // namespace ms::test

@@ -16,6 +16,7 @@
 #include "motionstream/stream/kv_cache.h"
 #include "motionstream/train/checkpoint.h"
 #include "motionstream/train/clip_pool.h"
+#include "motionstream/train/data_parallel.h"
 #include "motionstream/train/motion_batch.h"
 #include "motionstream/train/training_run.h"
 #include "motionstream/util/progress.h"
@@ -55,6 +56,10 @@ void CausalInitConfig::validate() const {
     throw std::invalid_argument("CausalInitConfig: validate_every and validation_clips must be >= 1");
   parse_guidance_mode(guidance);
   MotionDataConfig{min_tracks, max_tracks, 0, 0, 0}.validate();
+  DistributedConfig{rank, world_size, master_addr, master_port}.validate();
+  if (batch % world_size)
+    throw std::invalid_argument("CausalInitConfig: batch " + std::to_string(batch) + " does not split over " +
+                                std::to_string(world_size) + " processes");
 }
 
 namespace {
@@ -65,13 +70,16 @@ struct Rollout {
   at::Tensor x0;                   // the teacher's clean result
 };
 
+// Rows [first, first + rows) of the batch the clips make (the data-parallel share; every rank draws the whole batch
+// and its noise from the same generator, so the shares add up to the one-process run).
 Rollout teacher_rollout(MotionModel& teacher, const CausalInitConfig& c, const std::vector<const world::Clip*>& clips,
-                        const std::vector<at::Tensor>& latents, at::Generator& gen) {
+                        const std::vector<at::Tensor>& latents, at::Generator& gen, int64_t first, int64_t rows) {
   const MotionDataConfig data{c.min_tracks, c.max_tracks, 0, 0, 0};  // the guided result is the target: no dropout
-  MotionBatch b = make_motion_batch(clips, latents, teacher->dit->config(), data, gen);
+  MotionBatch whole = make_motion_batch(clips, latents, teacher->dit->config(), data, gen);
+  auto noise = at::randn(whole.x0.sizes(), gen).narrow(0, first, rows).to(whole.x0.device());
+  const MotionBatch b = slice_batch(whole, first, rows);
   Rollout r;
   r.conditions = {b.condition, b.tracks, b.captions};
-  auto noise = at::randn(b.x0.sizes(), gen).to(b.x0.device());
   std::vector<at::Tensor> trajectory;
   const Guidance guidance{parse_guidance_mode(c.guidance), c.text_weight, c.motion_weight};
   r.x0 = sample_clip(teacher, r.conditions, noise, c.teacher_timesteps(), guidance, &trajectory);
@@ -108,7 +116,10 @@ at::Tensor causal_loss(MotionModel& student, const Rollout& r, const StreamLayou
 int64_t train_causal_init(const CausalInitConfig& c, const std::string& run_dir, const RunLimits& limits) {
   c.validate();
   const fs::path dir(run_dir);
-  record_run_config(run_dir, c, {"steps", "checkpoint_minutes", "device", "render_device", "validate_every"});
+  DataParallel parallel({c.rank, c.world_size, c.master_addr, c.master_port});
+  if (parallel.is_writer())
+    record_run_config(run_dir, c, {"steps", "checkpoint_minutes", "device", "render_device", "validate_every", "rank",
+                                   "world_size", "master_port", "master_addr"});
   const at::Device device(c.device);
   auto photos = open_photo_bank(c.photos);
   auto teacher = load_motion_model(c.teacher, device);
@@ -119,7 +130,7 @@ int64_t train_causal_init(const CausalInitConfig& c, const std::string& run_dir,
   torch::optim::AdamW optimizer(student->parameters(),
                                 torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay).betas({0.9, 0.99}));
   TrainingRun run(run_dir, "causal-init", c.steps, c.checkpoint_minutes, limits,
-                  {{"model", student.get()}, {"ema", ema.get()}}, {{"optimizer", &optimizer}});
+                  {{"model", student.get()}, {"ema", ema.get()}}, {{"optimizer", &optimizer}}, parallel.is_writer());
   ClipPool pool(clip_pool_config(world_spec(c.width, c.height, c.frames), c.batch, c.pool_size, c.fresh_per_step,
                                  c.seed, device, c.render_device),
                 photos.get(), run.step());
@@ -137,13 +148,15 @@ int64_t train_causal_init(const CausalInitConfig& c, const std::string& run_dir,
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(scheduled_lr(c.lr, step, c.warmup_steps, c.steps));
     auto gen = at::detail::createCPUGenerator(c.seed * 130363 + static_cast<uint64_t>(step));
     auto clips = pool.next(step);
-    const Rollout rollout = teacher_rollout(teacher.model, c, clips, latent_cache.latents(clips, device), gen);
+    const Rollout rollout = teacher_rollout(teacher.model, c, clips, latent_cache.latents(clips, device), gen,
+                                            parallel.slice_begin(c.batch), parallel.slice_size(c.batch));
     const StreamLayout layout{c.chunk_frames, pick(c.sinks, gen), pick(c.windows, gen)};
     std::vector<int64_t> step_per_chunk;
     for (int64_t i = 0; i < chunks; ++i) step_per_chunk.push_back(at::randint(c.student_steps, {1}, gen).item<int64_t>());
     auto loss = causal_loss(student, rollout, layout, timesteps, step_per_chunk);
     optimizer.zero_grad();
     loss.backward();
+    parallel.average_gradients(*student);
     torch::nn::utils::clip_grad_norm_(student->parameters(), c.grad_clip);
     optimizer.step();
     ema_update(*ema, *student, c.ema);
@@ -151,13 +164,13 @@ int64_t train_causal_init(const CausalInitConfig& c, const std::string& run_dir,
     const double value = loss.item<double>();
     smoothed = smoothed < 0 ? value : 0.98 * smoothed + 0.02 * value;
     nlohmann::json row{{"loss", value}, {"sink", layout.sink_chunks}, {"window", layout.window_chunks}};
-    if ((step + 1) % c.validate_every == 0 || step + 1 == c.steps) {
+    if (parallel.is_writer() && ((step + 1) % c.validate_every == 0 || step + 1 == c.steps)) {
       torch::NoGradGuard no_grad;
       double total = 0;
       for (uint64_t seed : world::validation_seeds(c.validation_clips)) {
         const world::Clip clip = world::render_clip(world_spec(c.width, c.height, c.frames), seed, photos.get(), device);
         auto vgen = at::detail::createCPUGenerator(seed);
-        const Rollout r = teacher_rollout(teacher.model, c, {&clip}, latent_cache.latents({&clip}, device), vgen);
+        const Rollout r = teacher_rollout(teacher.model, c, {&clip}, latent_cache.latents({&clip}, device), vgen, 0, 1);
         total += causal_loss(ema, r, {c.chunk_frames, c.sinks.front(), c.windows.front()}, timesteps,
                              std::vector<int64_t>(static_cast<size_t>(chunks), 0))
                      .item<double>();
@@ -170,7 +183,7 @@ int64_t train_causal_init(const CausalInitConfig& c, const std::string& run_dir,
     std::snprintf(figures, sizeof figures, "loss %.4f", smoothed);
     more = run.finish_step(row, figures);
   }
-  if (!run.export_due()) return run.step();
+  if (!run.export_due() || !parallel.is_writer()) return run.step();
   const fs::path out = dir / "model";
   save_motion_model(ema, out.string(), fs::relative(fs::absolute(teacher.codec_folder), fs::absolute(out)).string(),
                     {{"stage", "causal-init"},

@@ -31,6 +31,9 @@ struct CausalInitConfig {
   int64_t validate_every = 500, validation_clips = 4;
   uint64_t seed = 0;
   std::string device = "cpu", render_device, photos;
+  // Data parallel (docs/TRAINING.md): `batch` is the global batch, split evenly over world_size processes.
+  int64_t rank = 0, world_size = 1, master_port = 29500;
+  std::string master_addr = "127.0.0.1";
 
   // Student timesteps (warped by student_shift) and the teacher's finer grid through them.
   std::vector<double> student_timesteps() const;
@@ -42,7 +45,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CausalInitConfig, teacher, width
                                                 text_weight, motion_weight, min_tracks, max_tracks, batch, pool_size,
                                                 fresh_per_step, steps, lr, weight_decay, grad_clip, warmup_steps, ema,
                                                 checkpoint_minutes, validate_every, validation_clips, seed, device,
-                                                render_device, photos)
+                                                render_device, photos, rank, world_size, master_port, master_addr)
 
 // Trains into run_dir (resuming); at config.steps exports the EMA student to run_dir/model. Returns the step reached.
 int64_t train_causal_init(const CausalInitConfig& config, const std::string& run_dir, const RunLimits& limits = {});

@@ -17,6 +17,7 @@
 #include "motionstream/stream/kv_cache.h"
 #include "motionstream/train/checkpoint.h"
 #include "motionstream/train/clip_pool.h"
+#include "motionstream/train/data_parallel.h"
 #include "motionstream/train/motion_batch.h"
 #include "motionstream/train/training_run.h"
 #include "motionstream/util/progress.h"
@@ -38,15 +39,29 @@ void DmdConfig::validate() const {
     throw std::invalid_argument("DmdConfig: need 0 < min_timestep < max_timestep < 1000");
   parse_guidance_mode(guidance);
   MotionDataConfig{min_tracks, max_tracks, 0, 0, 0}.validate();
+  DistributedConfig{rank, world_size, master_addr, master_port}.validate();
+  if (batch % world_size)
+    throw std::invalid_argument("DmdConfig: batch " + std::to_string(batch) + " does not split over " +
+                                std::to_string(world_size) + " processes");
 }
 
 namespace {
 
+// A data-parallel rank's rows [begin, begin + count) of a global batch of `total`. Random tensors are drawn for the
+// whole batch and cut, so that the ranks' shares add up to exactly the one-process run.
+struct Rows {
+  int64_t begin = 0, count = 1, total = 1;
+  at::Tensor randn(std::vector<int64_t> shape, at::Generator& gen, const at::TensorOptions& opts) const {
+    shape[0] = total;
+    return at::randn(shape, gen).narrow(0, begin, count).to(opts);
+  }
+};
+
 // The student's self-rollout through the streaming cache: [B, C, T, h, w], gradient through one random denoising
 // step per chunk (its x0 is where that chunk's rollout stops), nothing through the cached past.
 at::Tensor self_rollout(MotionModel& student, const ClipConditions& c, const StreamLayout& layout,
-                        const std::vector<double>& timesteps, int64_t latent_frames, at::Generator& gen,
-                        bool with_gradient) {
+                        const std::vector<double>& timesteps, int64_t latent_frames, const Rows& rows,
+                        at::Generator& gen, bool with_gradient) {
   const int64_t B = c.condition.size(0), C = c.condition.size(1) - 4, h = c.condition.size(3), w = c.condition.size(4);
   const int64_t f = layout.chunk_frames;
   const auto opts = c.condition.options();
@@ -58,7 +73,7 @@ at::Tensor self_rollout(MotionModel& student, const ClipConditions& c, const Str
   for (int64_t i = 0; i < latent_frames / f; ++i) {
     auto part = [&](const at::Tensor& t) { return t.narrow(2, i * f, f); };
     const int64_t exit = at::randint(static_cast<int64_t>(timesteps.size()), {1}, gen).item<int64_t>();
-    at::Tensor x = at::randn({B, C, f, h, w}, gen).to(opts), x0;
+    at::Tensor x = rows.randn({B, C, f, h, w}, gen, opts), x0;
     cache.set_commit(false);
     for (int64_t k = 0; k <= exit; ++k) {
       std::optional<torch::NoGradGuard> no_grad;
@@ -67,7 +82,7 @@ at::Tensor self_rollout(MotionModel& student, const ClipConditions& c, const Str
       DitInput in{x, at::full({B, f}, t, opts), part(c.condition), part(c.tracks)};
       x0 = FlowSchedule::x0_from_velocity(x, student->dit->forward(in, text, cache), t / 1000.0);
       if (k < exit)
-        x = FlowSchedule::add_noise(x0, at::randn(x.sizes(), gen).to(opts), timesteps[static_cast<size_t>(k + 1)] / 1000.0);
+        x = FlowSchedule::add_noise(x0, rows.randn(x.sizes().vec(), gen, opts), timesteps[static_cast<size_t>(k + 1)] / 1000.0);
     }
     chunks.push_back(x0);
     torch::NoGradGuard no_grad;  // the chunk's clean pass: context for the chunks after it
@@ -93,7 +108,10 @@ at::Tensor predict_x0(MotionModel& model, const ClipConditions& c, const at::Ten
 int64_t train_dmd(const DmdConfig& c, const std::string& run_dir, const RunLimits& limits) {
   c.validate();
   const fs::path dir(run_dir);
-  record_run_config(run_dir, c, {"steps", "checkpoint_minutes", "device", "render_device"});
+  DataParallel parallel({c.rank, c.world_size, c.master_addr, c.master_port});
+  if (parallel.is_writer())
+    record_run_config(run_dir, c, {"steps", "checkpoint_minutes", "device", "render_device", "rank", "world_size",
+                                   "master_port", "master_addr"});
   const at::Device device(c.device);
   auto photos = open_photo_bank(c.photos);
   auto teacher = load_motion_model(c.teacher, device);
@@ -111,7 +129,7 @@ int64_t train_dmd(const DmdConfig& c, const std::string& run_dir, const RunLimit
   auto critic_optimizer = adamw(critic, c.critic_lr);
   TrainingRun run(run_dir, "dmd", c.steps, c.checkpoint_minutes, limits,
                   {{"model", student.get()}, {"ema", ema.get()}, {"critic", critic.get()}},
-                  {{"optimizer", &student_optimizer}, {"critic_optimizer", &critic_optimizer}});
+                  {{"optimizer", &student_optimizer}, {"critic_optimizer", &critic_optimizer}}, parallel.is_writer());
   ClipPool pool(clip_pool_config(world_spec(c.width, c.height, c.frames), c.batch, c.pool_size, c.fresh_per_step,
                                  c.seed, device, c.render_device),
                 photos.get(), run.step());
@@ -128,17 +146,20 @@ int64_t train_dmd(const DmdConfig& c, const std::string& run_dir, const RunLimit
     const int64_t step = run.step();
     auto gen = at::detail::createCPUGenerator(c.seed * 15485863 + static_cast<uint64_t>(step));
     auto clips = pool.next(step);
-    const MotionBatch b = make_motion_batch(clips, latent_cache.latents(clips, device), student->dit->config(),
-                                            MotionDataConfig{c.min_tracks, c.max_tracks, 0, 0, 0}, gen);
+    const Rows rows{parallel.slice_begin(c.batch), parallel.slice_size(c.batch), c.batch};
+    const MotionBatch b = slice_batch(make_motion_batch(clips, latent_cache.latents(clips, device),
+                                                        student->dit->config(),
+                                                        MotionDataConfig{c.min_tracks, c.max_tracks, 0, 0, 0}, gen),
+                                      rows.begin, rows.count);
     const ClipConditions conditions{b.condition, b.tracks, b.captions};
     const StreamLayout layout{c.chunk_frames, pick(c.sinks, gen), pick(c.windows, gen)};
 
     // The critic learns the student's current distribution with the plain flow loss.
     double critic_loss_sum = 0;
     for (int64_t j = 0; j < c.critic_steps; ++j) {
-      auto x = self_rollout(student, conditions, layout, timesteps, latent_frames, gen, false);
+      auto x = self_rollout(student, conditions, layout, timesteps, latent_frames, rows, gen, false);
       const double s = score_timestep(c, gen) / 1000.0;
-      auto noise = at::randn(x.sizes(), gen).to(x.device());
+      auto noise = rows.randn(x.sizes().vec(), gen, x.options());
       DitInput in{FlowSchedule::add_noise(x, noise, s), at::full({x.size(0), latent_frames}, s * 1000.0, x.options()),
                   b.condition, b.tracks};
       auto attn = MaskedSelfAttention::bidirectional({latent_frames, x.size(3) / 2, x.size(4) / 2},
@@ -147,18 +168,19 @@ int64_t train_dmd(const DmdConfig& c, const std::string& run_dir, const RunLimit
                    FlowSchedule::velocity_target(x, noise)).pow(2).mean();
       critic_optimizer.zero_grad();
       loss.backward();
+      parallel.average_gradients(*critic);
       torch::nn::utils::clip_grad_norm_(critic->parameters(), c.grad_clip);
       critic_optimizer.step();
       critic_loss_sum += loss.item<double>();
     }
 
     // The student follows the difference between the critic's and the teacher's denoised estimates.
-    auto x = self_rollout(student, conditions, layout, timesteps, latent_frames, gen, true);
+    auto x = self_rollout(student, conditions, layout, timesteps, latent_frames, rows, gen, true);
     const double t = score_timestep(c, gen);
     at::Tensor target;
     {
       torch::NoGradGuard no_grad;
-      auto x_t = FlowSchedule::add_noise(x.detach(), at::randn(x.sizes(), gen).to(x.device()), t / 1000.0);
+      auto x_t = FlowSchedule::add_noise(x.detach(), rows.randn(x.sizes().vec(), gen, x.options()), t / 1000.0);
       auto real = predict_x0(teacher.model, conditions, x_t, t, real_guidance);
       auto fake = predict_x0(critic, conditions, x_t, t, no_guidance);
       auto scale = (x.detach() - real).abs().flatten(1).mean(1).clamp_min(1e-6).view({-1, 1, 1, 1, 1});
@@ -167,6 +189,7 @@ int64_t train_dmd(const DmdConfig& c, const std::string& run_dir, const RunLimit
     auto loss = 0.5 * (x - target).pow(2).mean();
     student_optimizer.zero_grad();
     loss.backward();
+    parallel.average_gradients(*student);
     torch::nn::utils::clip_grad_norm_(student->parameters(), c.grad_clip);
     student_optimizer.step();
     ema_update(*ema, *student, c.ema);
@@ -179,7 +202,7 @@ int64_t train_dmd(const DmdConfig& c, const std::string& run_dir, const RunLimit
                   row["critic_loss"].get<double>());
     more = run.finish_step(row, figures);
   }
-  if (!run.export_due()) return run.step();
+  if (!run.export_due() || !parallel.is_writer()) return run.step();
   const fs::path out = dir / "model";
   nlohmann::json extra = loaded_student.description;
   extra.erase("dit");

@@ -36,6 +36,9 @@ struct DmdConfig {
   double checkpoint_minutes = 5.0;
   uint64_t seed = 0;
   std::string device = "cpu", render_device, photos;
+  // Data parallel (docs/TRAINING.md): `batch` is the global batch, split evenly over world_size processes.
+  int64_t rank = 0, world_size = 1, master_port = 29500;
+  std::string master_addr = "127.0.0.1";
   void validate() const;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DmdConfig, student, teacher, width, height, frames, chunk_frames, sinks,
@@ -43,7 +46,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DmdConfig, student, teacher, wid
                                                 max_timestep, guidance, text_weight, motion_weight, min_tracks,
                                                 max_tracks, batch, pool_size, fresh_per_step, steps, critic_steps, lr,
                                                 critic_lr, grad_clip, ema, checkpoint_minutes, seed, device,
-                                                render_device, photos)
+                                                render_device, photos, rank, world_size, master_port, master_addr)
 
 // Trains into run_dir (resuming); at config.steps exports the EMA student to run_dir/model. Returns the step reached.
 int64_t train_dmd(const DmdConfig& config, const std::string& run_dir, const RunLimits& limits = {});
