@@ -14,6 +14,7 @@
 #include "motionstream/train/data_parallel.h"
 #include "motionstream/train/dmd.h"
 #include "motionstream/train/teacher_trainer.h"
+#include "motionstream/train/vae_trainer.h"
 #include "test_util.h"
 #include "train_fixtures.h"
 
@@ -88,6 +89,25 @@ TEST(DataParallel, DmdTwoProcessesMatchOneProcess) {
   train_dmd(c, single.string());
   ASSERT_TRUE(train_two_ranks("dmd", c, pair)) << "ranks failed; see " << pair;
   expect_same_weights(single, pair, 2);
+}
+
+TEST(DataParallel, AutoencoderTwoProcessesMatchOneProcess) {
+  const auto single = test::temp_dir("parallel_vae_single"), pair = test::temp_dir("parallel_vae_pair");
+  VaeTrainConfig c;
+  c.width = c.height = 32;
+  c.frames = 5;
+  c.batch = 2;
+  c.steps = 2;
+  c.checkpoint_minutes = 0;
+  c.validate_every = 1000;
+  c.validation_clips = 1;
+  c.photos = "none";
+  train_vae(c, single.string());
+  ASSERT_TRUE(train_two_ranks("vae", c, pair)) << "ranks failed; see " << pair;
+  const auto last = fs::path("checkpoints") / "step-00000002" / "model.safetensors";
+  EXPECT_LT(test::max_safetensors_diff(single / last, pair / last), 1e-5);
+  EXPECT_TRUE(fs::exists(pair / "vae.json")) << "rank 0 exported";
+  EXPECT_EQ(log_lines(pair), 2);
 }
 
 TEST(DataParallel, RefusesImpossibleLayouts) {

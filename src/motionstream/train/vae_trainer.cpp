@@ -14,6 +14,7 @@
 #include "motionstream/io/state_dict.h"
 #include "motionstream/train/checkpoint.h"
 #include "motionstream/train/clip_pool.h"
+#include "motionstream/train/data_parallel.h"
 #include "motionstream/train/training_run.h"
 #include "motionstream/train/photo_bank.h"
 #include "motionstream/train/world.h"
@@ -45,6 +46,10 @@ void VaeTrainConfig::validate() const {
   if (frames < 5 || (frames - 1) % 4)
     throw std::invalid_argument("VaeTrainConfig.frames must be 1 + 4k with k >= 1, got " + std::to_string(frames));
   tiny_vae_preset(preset);
+  DistributedConfig{rank, world_size, master_addr, master_port}.validate();
+  if (batch % world_size)
+    throw std::invalid_argument("VaeTrainConfig: batch " + std::to_string(batch) + " does not split over " +
+                                std::to_string(world_size) + " processes");
 }
 
 double psnr(const at::Tensor& a, const at::Tensor& b) {
@@ -102,7 +107,10 @@ nlohmann::json latent_statistics(TinyVae& vae, const VaeTrainConfig& c) {
 int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const RunLimits& limits) {
   c.validate();
   const fs::path dir(run_dir);
-  record_run_config(run_dir, c, {"steps", "checkpoint_minutes", "device", "render_device", "validate_every"});
+  DataParallel parallel({c.rank, c.world_size, c.master_addr, c.master_port});
+  if (parallel.is_writer())
+    record_run_config(run_dir, c, {"steps", "checkpoint_minutes", "device", "render_device", "validate_every", "rank",
+                                   "world_size", "master_port", "master_addr"});
 
   const at::Device device(c.device);
   auto photos = open_photo_bank(c.photos);
@@ -112,7 +120,7 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
   torch::optim::AdamW optimizer(vae->parameters(),
                                 torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay).betas({0.9, 0.99}));
   TrainingRun run(run_dir, "vae", c.steps, c.checkpoint_minutes, limits, {{"model", vae.get()}},
-                  {{"optimizer", &optimizer}});
+                  {{"optimizer", &optimizer}}, parallel.is_writer());
   ClipPool pool(clip_pool_config(world_spec(c.width, c.height, c.frames), c.batch, c.pool_size, c.fresh_per_step,
                                  c.seed, device, c.render_device),
                 photos.get(), run.step());
@@ -122,7 +130,9 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
     for (auto& group : optimizer.param_groups())
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(scheduled_lr(c.lr, step, c.warmup_steps, c.steps));
 
-    auto clips = ClipPool::videos(pool.next(step), device);  // [B, F, 3, H, W]
+    // Every rank draws the whole global batch, then trains on its own rows.
+    auto clips = ClipPool::videos(pool.next(step), device)
+                     .narrow(0, parallel.slice_begin(c.batch), parallel.slice_size(c.batch));  // [B / W, F, 3, H, W]
     auto latents = vae->encode(clips);
     auto recon = vae->decode(latents, /*clamp=*/false);
     auto l1 = (recon - clips).abs().mean();
@@ -130,13 +140,14 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
     auto loss = l1 + c.gradient_weight * edges + c.latent_weight * latents.pow(2).mean();
     optimizer.zero_grad();
     loss.backward();
+    parallel.average_gradients(*vae);
     torch::nn::utils::clip_grad_norm_(vae->parameters(), c.grad_clip);
     optimizer.step();
 
     const double value = loss.item<double>();
     smoothed = smoothed < 0 ? value : 0.98 * smoothed + 0.02 * value;
     nlohmann::json row{{"loss", value}, {"l1", l1.item<double>()}};
-    if ((step + 1) % c.validate_every == 0 || step + 1 == c.steps) {
+    if (parallel.is_writer() && ((step + 1) % c.validate_every == 0 || step + 1 == c.steps)) {
       row["val_psnr"] = validation_psnr(vae, c, photos.get(), device);
       std::fprintf(stderr, "\nstep %lld: validation PSNR %.2f dB\n", static_cast<long long>(step + 1),
                    row["val_psnr"].get<double>());
@@ -145,7 +156,7 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
     std::snprintf(figures, sizeof figures, "loss %.4f", smoothed);
     more = run.finish_step(row, figures);
   }
-  if (!run.export_due()) return run.step();
+  if (!run.export_due() || !parallel.is_writer()) return run.step();
 
   nlohmann::json exported{{"config", vae->config()}, {"train", c}};
   exported.update(latent_statistics(vae, c));

@@ -29,6 +29,9 @@ struct VaeTrainConfig {
   std::string device = "cpu";
   std::string render_device;  // where the world renders clips; empty = `device`
   std::string photos;  // data/photos.safetensors; empty = look for the bundled one, "none" = procedural only
+  // Data parallel (docs/TRAINING.md): `batch` is the global batch, split evenly over world_size processes.
+  int64_t rank = 0, world_size = 1, master_port = 29500;
+  std::string master_addr = "127.0.0.1";
   int64_t pool() const { return pool_size > 0 ? pool_size : batch; }
   int64_t fresh() const { return fresh_per_step > 0 ? fresh_per_step : batch; }
   void validate() const;
@@ -36,7 +39,8 @@ struct VaeTrainConfig {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VaeTrainConfig, preset, width, height, frames, batch, pool_size,
                                                 fresh_per_step, steps, lr, weight_decay, grad_clip, warmup_steps,
                                                 gradient_weight, latent_weight, checkpoint_minutes, validate_every,
-                                                validation_clips, seed, device, render_device, photos)
+                                                validation_clips, seed, device, render_device, photos, rank,
+                                                world_size, master_port, master_addr)
 
 // Mean PSNR (dB) of reconstructions of the world's validation clips. frames: [N, F, 3, H, W] in [0, 1].
 double psnr(const at::Tensor& a, const at::Tensor& b);
