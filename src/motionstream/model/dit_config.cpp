@@ -160,6 +160,7 @@ void to_json(nlohmann::json& j, const DitConfig& c) {
                      {"image_condition", c.image_condition},
                      {"track_channels", c.track_channels},
                      {"track_id_dim", c.track_id_dim},
+                     {"track_latent_copy", c.track_latent_copy},
                      {"dim", c.dim},
                      {"ffn_dim", c.ffn_dim},
                      {"freq_dim", c.freq_dim},
@@ -181,6 +182,7 @@ void from_json(const nlohmann::json& j, DitConfig& c) {
       else if (key == "image_condition") out.image_condition = value.get<bool>();
       else if (key == "track_channels") out.track_channels = value.get<int64_t>();
       else if (key == "track_id_dim") out.track_id_dim = value.get<int64_t>();
+      else if (key == "track_latent_copy") out.track_latent_copy = value.get<bool>();
       else if (key == "dim") out.dim = value.get<int64_t>();
       else if (key == "ffn_dim") out.ffn_dim = value.get<int64_t>();
       else if (key == "freq_dim") out.freq_dim = value.get<int64_t>();

@@ -19,6 +19,9 @@ struct DitConfig {
   bool image_condition = false;   // Wan I2V convention: +4 mask +latent_channels image-latent channels
   int64_t track_channels = 0;     // 0: no track head (plain Wan layout)
   int64_t track_id_dim = 64;      // width of the per-track sinusoidal ID embedding
+  // Also copy the first frame's latent along the tracks into the I2V condition of later frames (Wan-Move's latent
+  // trajectory guidance; ms::copy_latents_along_tracks): no new weights, a strong hint of what goes where.
+  bool track_latent_copy = false;
   int64_t dim = 1536;
   int64_t ffn_dim = 8960;
   int64_t freq_dim = 256;         // sinusoidal timestep embedding width

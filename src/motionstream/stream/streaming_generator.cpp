@@ -68,6 +68,8 @@ DitInput StreamingGenerator::chunk_conditioning() const {
   const int64_t frames = config_.layout.chunk_frames, first = frames_done();
   DitInput in;
   if (c.image_condition) in.condition = image_condition(image_latent_, first, frames);
+  if (c.image_condition && c.track_latent_copy && tracks_ && tracks_->points() > 0)
+    copy_latents_along_tracks(in.condition, image_latent_, {*tracks_}, first);
   if (c.track_channels > 0 && tracks_ && tracks_->points() > 0)
     in.tracks = packed_track_input(*tracks_, track_ids_.narrow(0, 0, tracks_->points()), first, frames, latent_h_,
                                    latent_w_, c.track_id_dim)

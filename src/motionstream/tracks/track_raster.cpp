@@ -1,5 +1,6 @@
 #include "motionstream/tracks/track_raster.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -61,6 +62,39 @@ at::Tensor packed_track_input(const TrackSet& tracks, const at::Tensor& ids, int
   return raster.view({latent_frames, 4, grid_h, grid_w, dim})
       .permute({1, 4, 0, 2, 3})  // [4, dim, F, h, w]
       .reshape({1, 4 * dim, latent_frames, grid_h, grid_w});
+}
+
+void copy_latents_along_tracks(at::Tensor& condition, const at::Tensor& image_latent,
+                               const std::vector<TrackSet>& tracks, int64_t first_latent_frame) {
+  const int64_t B = condition.size(0), C = image_latent.size(1), F = condition.size(2);
+  const int64_t gh = condition.size(3), gw = condition.size(4);
+  TORCH_CHECK(condition.size(1) == 4 + C && image_latent.size(0) == B && image_latent.size(2) == gh &&
+                  image_latent.size(3) == gw && static_cast<int64_t>(tracks.size()) == B,
+              "copy_latents_along_tracks: condition ", condition.sizes(), ", image latent ", image_latent.sizes(),
+              " and ", tracks.size(), " track sets do not fit together");
+  for (int64_t b = 0; b < B; ++b) {
+    const TrackSet& t = tracks[static_cast<size_t>(b)];
+    if (t.points() == 0) continue;
+    // Track pixels -> cells: the grid covers the tracks' image whatever its size.
+    const at::Tensor scale = at::tensor({double(gw) / t.width, double(gh) / t.height}, at::kFloat);
+    const at::Tensor cells = (t.xy.to(at::kFloat) * scale).floor().to(at::kLong);  // [T, N, 2] (x, y)
+    const at::Tensor inside = (cells.select(2, 0) >= 0) & (cells.select(2, 0) < gw) & (cells.select(2, 1) >= 0) &
+                              (cells.select(2, 1) < gh);
+    const at::Tensor usable = t.visible & inside;  // [T, N]
+    for (int64_t i = 0; i < F; ++i) {
+      const int64_t l = first_latent_frame + i;
+      if (l == 0) continue;  // the first frame is the image itself
+      const int64_t f = std::min(4 * l, t.frames() - 1);
+      const at::Tensor n = (usable[0] & usable[f]).nonzero().squeeze(1);  // [n]
+      if (n.numel() == 0) continue;
+      const at::Device device = condition.device();
+      const at::Tensor from = cells[0].index_select(0, n).to(device), to = cells[f].index_select(0, n).to(device);
+      const at::Tensor features =  // [C, n]
+          image_latent[b].index({at::indexing::Slice(), from.select(1, 1), from.select(1, 0)});
+      condition[b].narrow(0, 4, C).select(1, i).index_put_({at::indexing::Slice(), to.select(1, 1), to.select(1, 0)},
+                                                           features.to(condition.scalar_type()));
+    }
+  }
 }
 
 }  // namespace ms

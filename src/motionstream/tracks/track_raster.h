@@ -7,6 +7,8 @@
 
 #include <ATen/ATen.h>
 
+#include <vector>
+
 #include "motionstream/tracks/track_set.h"
 
 namespace ms {
@@ -32,5 +34,13 @@ std::vector<int64_t> latent_frame_pixels(int64_t latent_frame);
 // channel (k * dim + c) = embedding channel c of the k-th pixel frame of that latent frame.
 at::Tensor packed_track_input(const TrackSet& tracks, const at::Tensor& ids, int64_t first_latent_frame,
                               int64_t latent_frames, int64_t grid_h, int64_t grid_w, int64_t dim, int64_t stride = 8);
+
+// Wan-Move's latent trajectory guidance, written into an I2V condition [B, 4 + C, F, grid_h, grid_w] that covers
+// latent frames [first_latent_frame, first_latent_frame + F): for every latent frame l >= 1 and every track visible
+// on frame 0 and on pixel frame 4l (the last of l's four), the first frame's latent at the track's frame-0 cell is
+// copied to its cell on that frame (latent channels only; the mask is untouched; where tracks share a cell, one of
+// them wins). image_latent: [B, C, grid_h, grid_w]; tracks: one TrackSet per sample (no points: nothing copied).
+void copy_latents_along_tracks(at::Tensor& condition, const at::Tensor& image_latent,
+                               const std::vector<TrackSet>& tracks, int64_t first_latent_frame);
 
 }  // namespace ms

@@ -84,6 +84,7 @@ MotionBatch make_motion_batch(const std::vector<const world::Clip*>& clips, cons
     b.track_sets.push_back(subset);
   }
   b.tracks = at::cat(packed, 0).to(device);
+  if (dit.track_latent_copy) copy_latents_along_tracks(b.condition, b.x0.select(2, 0), b.track_sets, 0);
   return b;
 }
 

@@ -98,6 +98,24 @@ double validation_loss(MotionModel& model, const TeacherTrainConfig& c, LatentCo
   return total / count;
 }
 
+// Copies every parameter and buffer of the model folder into `model` (same architecture and vocabulary).
+void start_from(MotionModelImpl& model, const std::string& folder) {
+  torch::NoGradGuard no_grad;
+  LoadedMotionModel source = load_motion_model(folder);
+  if (source.model->text->vocabulary() != model.text->vocabulary())
+    throw std::invalid_argument("init_from " + folder + ": its prompt vocabulary differs from this run's");
+  auto copy = [&](auto to, auto from, const char* what) {
+    for (const auto& item : to) {
+      const at::Tensor* value = from.find(item.key());
+      if (!value || value->sizes() != item.value().sizes())
+        throw std::invalid_argument("init_from " + folder + ": " + what + " '" + item.key() + "' is missing or of another shape");
+      item.value().copy_(*value);
+    }
+  };
+  copy(model.named_parameters(), source.model->named_parameters(), "parameter");
+  copy(model.named_buffers(), source.model->named_buffers(), "buffer");
+}
+
 }  // namespace
 
 int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, const RunLimits& limits) {
@@ -106,7 +124,8 @@ int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, c
   DataParallel parallel({c.rank, c.world_size, c.master_addr, c.master_port});
   if (parallel.is_writer())
     record_run_config(run_dir, c, {"steps", "checkpoint_minutes", "device", "render_device", "validate_every", "rank",
-                                   "world_size", "master_port", "master_addr"});
+                                   "world_size", "master_port", "master_addr"},
+                      TeacherTrainConfig{});
   const at::Device device(c.device);
   auto photos = open_photo_bank(c.photos);
   LatentCodec codec(c.codec, device);
@@ -114,8 +133,10 @@ int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, c
 
   torch::manual_seed(c.seed);  // initial weights are part of the run
   DitConfig dit = dit_preset(c.dit_preset);
+  dit.track_latent_copy = c.track_latent_copy;
   MotionModel model(dit, vocabulary), ema(dit, vocabulary);
   init_dit_weights(*model->dit, c.seed);
+  if (!c.init_from.empty()) start_from(*model, c.init_from);  // a resumed run then loads its checkpoint over it
   model->to(device);
   ema->to(device);
   ema_update(*ema, *model, 0.0);  // start equal

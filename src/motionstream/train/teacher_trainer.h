@@ -22,6 +22,8 @@ struct TeacherTrainConfig {
   double shift = 6.0;
   int64_t min_tracks = 1, max_tracks = 64;
   double text_dropout = 0.1, track_dropout = 0.1, frame_zero_prob = 0.2;
+  bool track_latent_copy = false;  // DitConfig::track_latent_copy: the first frame's latent copied along the tracks
+  std::string init_from;           // a model folder whose weights a new run starts from ("" = random init)
   double checkpoint_minutes = 5.0;
   int64_t validate_every = 500, validation_clips = 8;
   uint64_t seed = 0;
@@ -36,7 +38,8 @@ struct TeacherTrainConfig {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TeacherTrainConfig, dit_preset, codec, width, height, frames, batch,
                                                 pool_size, fresh_per_step, steps, lr, weight_decay, grad_clip,
                                                 warmup_steps, ema, shift, min_tracks, max_tracks, text_dropout,
-                                                track_dropout, frame_zero_prob, checkpoint_minutes, validate_every,
+                                                track_dropout, frame_zero_prob, track_latent_copy, init_from,
+                                                checkpoint_minutes, validate_every,
                                                 validation_clips, seed, device, render_device, photos, rank,
                                                 world_size, master_port, master_addr)
 

@@ -10,7 +10,8 @@ namespace fs = std::filesystem;
 
 namespace ms {
 
-void record_run_config(const std::string& run_dir, const nlohmann::json& config, const std::set<std::string>& free) {
+void record_run_config(const std::string& run_dir, const nlohmann::json& config, const std::set<std::string>& free,
+                       const nlohmann::json& defaults) {
   const fs::path path = fs::path(run_dir) / "config.json";
   fs::create_directories(run_dir);
   if (fs::exists(path)) {
@@ -23,7 +24,9 @@ void record_run_config(const std::string& run_dir, const nlohmann::json& config,
     }
     for (const auto& [key, value] : config.items()) {
       if (free.count(key)) continue;
-      if (!stored.contains(key) || stored[key] != value)
+      // A field added to the config after the run began counts as its default there.
+      const bool same = stored.contains(key) ? stored[key] == value : defaults.contains(key) && defaults[key] == value;
+      if (!same)
         throw std::invalid_argument(path.string() + ": field '" + key + "' is " +
                                     (stored.contains(key) ? stored[key].dump() : "absent") + " in this run but " +
                                     value.dump() + " now; use a new run folder");

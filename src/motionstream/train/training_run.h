@@ -27,7 +27,9 @@ struct RunLimits {
 
 // Writes run_dir/config.json, or, when the folder already holds a run, checks that `config` is the same run:
 // every field but those in `free` (how long and where it computes, not what) must match. The error names the field.
-void record_run_config(const std::string& run_dir, const nlohmann::json& config, const std::set<std::string>& free);
+// A field the stored config lacks (added to the code later) matches when `config` holds its value from `defaults`.
+void record_run_config(const std::string& run_dir, const nlohmann::json& config, const std::set<std::string>& free,
+                       const nlohmann::json& defaults = nlohmann::json::object());
 
 // One invocation of a training stage over its run folder: resumes the modules and optimizers from the newest
 // checkpoint, then after every step logs a JSON line (log.jsonl), redraws the progress line and checkpoints when
