@@ -121,8 +121,11 @@ LiveModel::LiveModel(const LiveModelOptions& options) : options_(options) {
     codec_dir = loaded.codec_folder;
     if (loaded.description.contains("shift") && loaded.description["shift"].is_number())
       shift = loaded.description["shift"].get<double>();
-    name_ = fs::path(options.model_dir).lexically_normal().filename().string();
-    if (name_.empty()) name_ = fs::path(options.model_dir).lexically_normal().parent_path().filename().string();
+    // The folder's name; a run's export is RUN/model, so then the run's name says more.
+    fs::path folder = fs::path(options.model_dir).lexically_normal();
+    if (folder.filename().empty()) folder = folder.parent_path();
+    if (folder.filename() == "model" && folder.has_parent_path()) folder = folder.parent_path();
+    name_ = folder.filename().string();
     trained_ = true;
   } else {
     model_ = MotionModel(dit_preset(options.random_preset), std::vector<std::string>{});
