@@ -77,6 +77,20 @@ TEST(TeacherTrainer, ResumedRunEqualsUninterruptedRunAndExportsAModel) {
   EXPECT_GT(loaded.model->text->vocabulary().size(), 20u);  // the world's caption words
 }
 
+TEST(TeacherTrainer, NoiseLevelsMixShiftedAndUniformDraws) {
+  auto gen = at::detail::createCPUGenerator(7);
+  auto share_below = [&](double fraction, double level) {
+    return (training_noise_levels(20000, 6.0, fraction, gen) < level).to(at::kFloat).mean().item<double>();
+  };
+  // Shift 6 alone: P(s < 0.2) = P(u < 0.2 / (6 - 5 * 0.2)) = 0.04. Half uniform: 0.5 * 0.2 + 0.5 * 0.04 = 0.12.
+  EXPECT_NEAR(share_below(0.0, 0.2), 0.04, 0.01);
+  EXPECT_NEAR(share_below(0.5, 0.2), 0.12, 0.015);
+  EXPECT_NEAR(share_below(1.0, 0.2), 0.20, 0.015);
+  TeacherTrainConfig c;
+  c.uniform_fraction = 1.5;
+  EXPECT_THROW(c.validate(), std::invalid_argument);
+}
+
 TEST(TeacherTrainer, LossFallsWhenClipsRepeat) {
   const std::string codec = random_codec_folder("teacher_codec_learn");
   const auto dir = test::temp_dir("teacher_learns");

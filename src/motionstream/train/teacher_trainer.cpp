@@ -28,6 +28,9 @@ void TeacherTrainConfig::validate() const {
   if (frames < 5 || (frames - 1) % 4) throw std::invalid_argument("TeacherTrainConfig.frames must be 1 + 4k, k >= 1");
   if (batch < 1 || steps < 1 || !(lr > 0) || !(ema >= 0 && ema < 1) || !(shift > 0))
     throw std::invalid_argument("TeacherTrainConfig: batch, steps, lr, shift must be positive and ema in [0, 1)");
+  if (!(uniform_fraction >= 0 && uniform_fraction <= 1))
+    throw std::invalid_argument("TeacherTrainConfig.uniform_fraction must be in [0, 1], got " +
+                                std::to_string(uniform_fraction));
   if (validate_every < 1 || validation_clips < 1)
     throw std::invalid_argument("TeacherTrainConfig: validate_every and validation_clips must be >= 1");
   data().validate();
@@ -118,6 +121,14 @@ void start_from(MotionModelImpl& model, const std::string& folder) {
 
 }  // namespace
 
+at::Tensor training_noise_levels(int64_t count, double shift, double uniform_fraction, at::Generator& gen) {
+  const auto f64 = at::TensorOptions().dtype(at::kDouble);
+  auto u = at::rand({count}, gen, f64);
+  auto s = shift * u / (1 + (shift - 1) * u);  // more time at high noise, where the layout is decided
+  if (uniform_fraction > 0) s = at::where(at::rand({count}, gen, f64) < uniform_fraction, u, s);
+  return s.to(at::kFloat);
+}
+
 int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, const RunLimits& limits) {
   c.validate();
   const fs::path dir(run_dir);
@@ -158,9 +169,7 @@ int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, c
     auto clips = pool.next(step);
     // Every rank draws the whole global batch from the same seeds, then trains on its own rows.
     auto batch = make_motion_batch(clips, latent_cache.latents(clips, device), dit, c.data(), gen);
-    // Noise levels: uniform, warped by the shift (more time at high noise, where the layout is decided).
-    auto u = at::rand({c.batch}, gen, at::TensorOptions().dtype(at::kDouble));
-    auto s = (schedule.shift * u / (1 + (schedule.shift - 1) * u)).to(at::kFloat).to(device);
+    auto s = training_noise_levels(c.batch, schedule.shift, c.uniform_fraction, gen).to(device);
     auto noise = at::randn(batch.x0.sizes(), gen).to(device);
     const int64_t first = parallel.slice_begin(c.batch), rows = parallel.slice_size(c.batch);
     auto loss = flow_loss(model, slice_batch(batch, first, rows), s.narrow(0, first, rows), noise.narrow(0, first, rows));

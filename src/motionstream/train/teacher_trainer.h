@@ -20,6 +20,9 @@ struct TeacherTrainConfig {
   int64_t steps = 100000;
   double lr = 3e-4, weight_decay = 0.01, grad_clip = 1.0, warmup_steps = 500, ema = 0.999;
   double shift = 6.0;
+  // Fraction of training noise levels drawn uniformly instead of through the shift: the shift spends most steps at
+  // high noise, and a sampler's last steps (and the causal init's teacher trajectories) need the low ones too.
+  double uniform_fraction = 0.0;
   int64_t min_tracks = 1, max_tracks = 64;
   double text_dropout = 0.1, track_dropout = 0.1, frame_zero_prob = 0.2;
   bool track_latent_copy = false;  // DitConfig::track_latent_copy: the first frame's latent copied along the tracks
@@ -37,11 +40,15 @@ struct TeacherTrainConfig {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TeacherTrainConfig, dit_preset, codec, width, height, frames, batch,
                                                 pool_size, fresh_per_step, steps, lr, weight_decay, grad_clip,
-                                                warmup_steps, ema, shift, min_tracks, max_tracks, text_dropout,
+                                                warmup_steps, ema, shift, uniform_fraction, min_tracks, max_tracks, text_dropout,
                                                 track_dropout, frame_zero_prob, track_latent_copy, init_from,
                                                 checkpoint_minutes, validate_every,
                                                 validation_clips, seed, device, render_device, photos, rank,
                                                 world_size, master_port, master_addr)
+
+// Noise levels s in [0, 1] for `count` training samples: uniform u warped by the shift, s = k u / (1 + (k - 1) u),
+// except a `uniform_fraction` of them left at u (no extra draw when it is 0, so older runs replay exactly). [count]
+at::Tensor training_noise_levels(int64_t count, double shift, double uniform_fraction, at::Generator& gen);
 
 // Trains into run_dir, resuming from its newest checkpoint. When the run reaches config.steps, exports the EMA
 // model to run_dir/model (save_motion_model). Returns the step reached.
