@@ -1,6 +1,6 @@
 // The umT5 text encoder: the forward against a plain per-head reference, relative-position buckets against T5's
 // formula worked by hand, padding, the umT5-XXL shape manifest, loading Wan- and Hugging-Face-named files
-// (safetensors, torch.save archives, shards).
+// (safetensors, torch.save archives, shards), the tokenizer.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -14,6 +14,7 @@
 #include "motionstream/io/state_dict.h"
 #include "motionstream/model/umt5.h"
 #include "motionstream/model/umt5_checkpoint.h"
+#include "motionstream/model/umt5_tokenizer.h"
 #include "scoped_temp_dir.h"
 #include "torch_zip_writer.h"
 
@@ -314,6 +315,55 @@ TEST(Umt5Checkpoint, RefusesWrongLayoutMissingMisshapenAndTruncatedFilesByName) 
   const at::Tensor before = untouched->norm->weight.clone();
   EXPECT_THROW(load_umt5_weights(untouched, misshapen.string()), io::SafetensorsError);
   EXPECT_TRUE(at::equal(untouched->norm->weight, before));
+}
+
+TEST(Umt5Tokenizer, CleansWhitespaceLikeWan) {
+  EXPECT_EQ(clean_prompt_whitespace("  a red\t\tball \n rolls  "), "a red ball rolls");
+  EXPECT_EQ(clean_prompt_whitespace("a\xc2\xa0\xc2\xa0" "b\xe3\x80\x80"), "a b");  // no-break and ideographic spaces
+  EXPECT_EQ(clean_prompt_whitespace("caf\xc3\xa9  ol\xc3\xa9"), "caf\xc3\xa9 ol\xc3\xa9");  // other UTF-8 untouched
+  EXPECT_EQ(clean_prompt_whitespace(" \t\n"), "");
+}
+
+TEST(Umt5Tokenizer, EncodesAppendsEosPadsAndCuts) {
+  if (!sentencepiece_available()) GTEST_SKIP() << "built without sentencepiece";
+  test::ScopedTempDir dir("umt5_tok");
+  std::vector<std::string> sentences;
+  for (const char* thing : {"ball", "cube", "car", "bird", "dog", "boat", "kite", "train"})
+    for (const char* motion : {"rolls left", "moves right", "flies up", "falls down", "turns around", "stays still"})
+      sentences.push_back(std::string("a ") + thing + " " + motion + " across the green field");
+  const std::string prefix = dir.file("spm");
+  train_sentencepiece_model(sentences, prefix, 64);
+
+  Umt5Tokenizer tokenizer(prefix + ".model", 16);
+  EXPECT_GT(tokenizer.vocab_size(), 10);
+  const TokenizedPrompt p = tokenizer.encode("a dog flies up");
+  const std::vector<int64_t> pieces = tokenizer.pieces("a dog flies up");
+  ASSERT_FALSE(pieces.empty());
+  ASSERT_EQ(p.length, static_cast<int64_t>(pieces.size()) + 1);
+  ASSERT_EQ(p.ids.size(), 16u);
+  ASSERT_EQ(p.mask.size(), 16u);
+  for (int64_t i = 0; i < 16; ++i) {
+    if (i + 1 < p.length) EXPECT_EQ(p.ids[i], pieces[i]);
+    if (i + 1 == p.length) EXPECT_EQ(p.ids[i], Umt5Tokenizer::kEosId);
+    if (i >= p.length) EXPECT_EQ(p.ids[i], Umt5Tokenizer::kPadId);
+    EXPECT_EQ(p.mask[i], i < p.length ? 1 : 0);
+  }
+  for (int64_t id : pieces) EXPECT_GT(id, 1) << "text never encodes to padding or end-of-sequence";
+  // Whitespace is cleaned first.
+  EXPECT_EQ(tokenizer.encode("  a   dog\tflies\n up ").ids, p.ids);
+  // Too long: cut so that the end-of-sequence token still ends it.
+  const TokenizedPrompt long_prompt = tokenizer.encode(sentences[0] + " " + sentences[1] + " " + sentences[2]);
+  EXPECT_EQ(long_prompt.length, 16);
+  EXPECT_EQ(long_prompt.ids.back(), Umt5Tokenizer::kEosId);
+  // An empty prompt is the end-of-sequence token alone.
+  EXPECT_EQ(tokenizer.encode("").length, 1);
+
+  try {
+    Umt5Tokenizer missing(dir.file("nothing.model"));
+    FAIL() << "loaded a missing file";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("nothing.model"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Umt5Checkpoint, LayoutRecognisedFromWanAndHuggingFaceNames) {
