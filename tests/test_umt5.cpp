@@ -1,6 +1,6 @@
 // The umT5 text encoder: the forward against a plain per-head reference, relative-position buckets against T5's
 // formula worked by hand, padding, the umT5-XXL shape manifest, loading Wan- and Hugging-Face-named files
-// (safetensors, torch.save archives, shards), the tokenizer.
+// (safetensors, torch.save archives, shards), the tokenizer, the prompt-embedding cache and the two together.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -12,8 +12,10 @@
 
 #include "motionstream/io/checkpoint_layout.h"
 #include "motionstream/io/state_dict.h"
+#include "motionstream/model/prompt_cache.h"
 #include "motionstream/model/umt5.h"
 #include "motionstream/model/umt5_checkpoint.h"
+#include "motionstream/model/umt5_prompt_encoder.h"
 #include "motionstream/model/umt5_tokenizer.h"
 #include "scoped_temp_dir.h"
 #include "torch_zip_writer.h"
@@ -317,55 +319,6 @@ TEST(Umt5Checkpoint, RefusesWrongLayoutMissingMisshapenAndTruncatedFilesByName) 
   EXPECT_TRUE(at::equal(untouched->norm->weight, before));
 }
 
-TEST(Umt5Tokenizer, CleansWhitespaceLikeWan) {
-  EXPECT_EQ(clean_prompt_whitespace("  a red\t\tball \n rolls  "), "a red ball rolls");
-  EXPECT_EQ(clean_prompt_whitespace("a\xc2\xa0\xc2\xa0" "b\xe3\x80\x80"), "a b");  // no-break and ideographic spaces
-  EXPECT_EQ(clean_prompt_whitespace("caf\xc3\xa9  ol\xc3\xa9"), "caf\xc3\xa9 ol\xc3\xa9");  // other UTF-8 untouched
-  EXPECT_EQ(clean_prompt_whitespace(" \t\n"), "");
-}
-
-TEST(Umt5Tokenizer, EncodesAppendsEosPadsAndCuts) {
-  if (!sentencepiece_available()) GTEST_SKIP() << "built without sentencepiece";
-  test::ScopedTempDir dir("umt5_tok");
-  std::vector<std::string> sentences;
-  for (const char* thing : {"ball", "cube", "car", "bird", "dog", "boat", "kite", "train"})
-    for (const char* motion : {"rolls left", "moves right", "flies up", "falls down", "turns around", "stays still"})
-      sentences.push_back(std::string("a ") + thing + " " + motion + " across the green field");
-  const std::string prefix = dir.file("spm");
-  train_sentencepiece_model(sentences, prefix, 64);
-
-  Umt5Tokenizer tokenizer(prefix + ".model", 16);
-  EXPECT_GT(tokenizer.vocab_size(), 10);
-  const TokenizedPrompt p = tokenizer.encode("a dog flies up");
-  const std::vector<int64_t> pieces = tokenizer.pieces("a dog flies up");
-  ASSERT_FALSE(pieces.empty());
-  ASSERT_EQ(p.length, static_cast<int64_t>(pieces.size()) + 1);
-  ASSERT_EQ(p.ids.size(), 16u);
-  ASSERT_EQ(p.mask.size(), 16u);
-  for (int64_t i = 0; i < 16; ++i) {
-    if (i + 1 < p.length) EXPECT_EQ(p.ids[i], pieces[i]);
-    if (i + 1 == p.length) EXPECT_EQ(p.ids[i], Umt5Tokenizer::kEosId);
-    if (i >= p.length) EXPECT_EQ(p.ids[i], Umt5Tokenizer::kPadId);
-    EXPECT_EQ(p.mask[i], i < p.length ? 1 : 0);
-  }
-  for (int64_t id : pieces) EXPECT_GT(id, 1) << "text never encodes to padding or end-of-sequence";
-  // Whitespace is cleaned first.
-  EXPECT_EQ(tokenizer.encode("  a   dog\tflies\n up ").ids, p.ids);
-  // Too long: cut so that the end-of-sequence token still ends it.
-  const TokenizedPrompt long_prompt = tokenizer.encode(sentences[0] + " " + sentences[1] + " " + sentences[2]);
-  EXPECT_EQ(long_prompt.length, 16);
-  EXPECT_EQ(long_prompt.ids.back(), Umt5Tokenizer::kEosId);
-  // An empty prompt is the end-of-sequence token alone.
-  EXPECT_EQ(tokenizer.encode("").length, 1);
-
-  try {
-    Umt5Tokenizer missing(dir.file("nothing.model"));
-    FAIL() << "loaded a missing file";
-  } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("nothing.model"), std::string::npos) << e.what();
-  }
-}
-
 TEST(Umt5Checkpoint, LayoutRecognisedFromWanAndHuggingFaceNames) {
   std::vector<io::TensorInfo> wan, hf;
   for (const auto& [name, shape] : umt5_preset("umt5-xxl").parameter_shapes()) {
@@ -464,4 +417,146 @@ TEST(Umt5Checkpoint, LoadsShardedSafetensorsThroughTheirIndex) {
   std::filesystem::remove(dir.file("model-00002-of-00002.safetensors"));
   const std::string error = load_error(dir.file("model.safetensors.index.json"));
   EXPECT_NE(error.find("model-00002-of-00002.safetensors"), std::string::npos) << error;
+}
+
+TEST(Umt5Tokenizer, CleansWhitespaceLikeWan) {
+  EXPECT_EQ(clean_prompt_whitespace("  a red\t\tball \n rolls  "), "a red ball rolls");
+  EXPECT_EQ(clean_prompt_whitespace("a\xc2\xa0\xc2\xa0" "b\xe3\x80\x80"), "a b");  // no-break and ideographic spaces
+  EXPECT_EQ(clean_prompt_whitespace("caf\xc3\xa9  ol\xc3\xa9"), "caf\xc3\xa9 ol\xc3\xa9");  // other UTF-8 untouched
+  EXPECT_EQ(clean_prompt_whitespace(" \t\n"), "");
+}
+
+TEST(Umt5Tokenizer, EncodesAppendsEosPadsAndCuts) {
+  if (!sentencepiece_available()) GTEST_SKIP() << "built without sentencepiece";
+  test::ScopedTempDir dir("umt5_tok");
+  std::vector<std::string> sentences;
+  for (const char* thing : {"ball", "cube", "car", "bird", "dog", "boat", "kite", "train"})
+    for (const char* motion : {"rolls left", "moves right", "flies up", "falls down", "turns around", "stays still"})
+      sentences.push_back(std::string("a ") + thing + " " + motion + " across the green field");
+  const std::string prefix = dir.file("spm");
+  train_sentencepiece_model(sentences, prefix, 64);
+
+  Umt5Tokenizer tokenizer(prefix + ".model", 16);
+  EXPECT_GT(tokenizer.vocab_size(), 10);
+  const TokenizedPrompt p = tokenizer.encode("a dog flies up");
+  const std::vector<int64_t> pieces = tokenizer.pieces("a dog flies up");
+  ASSERT_FALSE(pieces.empty());
+  ASSERT_EQ(p.length, static_cast<int64_t>(pieces.size()) + 1);
+  ASSERT_EQ(p.ids.size(), 16u);
+  ASSERT_EQ(p.mask.size(), 16u);
+  for (int64_t i = 0; i < 16; ++i) {
+    if (i + 1 < p.length) EXPECT_EQ(p.ids[i], pieces[i]);
+    if (i + 1 == p.length) EXPECT_EQ(p.ids[i], Umt5Tokenizer::kEosId);
+    if (i >= p.length) EXPECT_EQ(p.ids[i], Umt5Tokenizer::kPadId);
+    EXPECT_EQ(p.mask[i], i < p.length ? 1 : 0);
+  }
+  for (int64_t id : pieces) EXPECT_GT(id, 1) << "text never encodes to padding or end-of-sequence";
+  // Whitespace is cleaned first.
+  EXPECT_EQ(tokenizer.encode("  a   dog\tflies\n up ").ids, p.ids);
+  // Too long: cut so that the end-of-sequence token still ends it.
+  const TokenizedPrompt long_prompt = tokenizer.encode(sentences[0] + " " + sentences[1] + " " + sentences[2]);
+  EXPECT_EQ(long_prompt.length, 16);
+  EXPECT_EQ(long_prompt.ids.back(), Umt5Tokenizer::kEosId);
+  // An empty prompt is the end-of-sequence token alone.
+  EXPECT_EQ(tokenizer.encode("").length, 1);
+
+  try {
+    Umt5Tokenizer missing(dir.file("nothing.model"));
+    FAIL() << "loaded a missing file";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("nothing.model"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Umt5PromptCache, HitReturnsStoredTensorWithoutRunningEncoder) {
+  test::ScopedTempDir dir("umt5_cache");
+  Umt5Encoder enc(umt5_preset("umt5-tiny"));
+  randomize(enc, 9);
+  torch::NoGradGuard no_grad;
+  int runs = 0;
+  auto encode = [&](uint64_t seed) {
+    return [&, seed] {
+      ++runs;
+      auto [ids, mask] = prompt(6, 32, 300, seed);
+      return enc->forward(ids, mask);  // [1, 32, 64]
+    };
+  };
+  for (io::DType dtype : {io::DType::F32, io::DType::BF16}) {
+    runs = 0;
+    const std::string folder = dir.file(io::dtype_name(dtype));
+    PromptEmbeddingCache cache(folder, "tiny encoder v1", dtype);
+    const at::Tensor first = cache.get_or_compute("a red ball", encode(1));
+    EXPECT_EQ(runs, 1);
+    EXPECT_EQ(first.sizes(), (at::IntArrayRef{1, 32, 64}));
+    EXPECT_EQ(first.scalar_type(), dtype == io::DType::F32 ? at::kFloat : at::kBFloat16);
+    const at::Tensor again = cache.get_or_compute("a red ball", encode(1));
+    EXPECT_EQ(runs, 1) << "a hit must not run the encoder";
+    EXPECT_TRUE(at::equal(first, again));
+    if (dtype == io::DType::F32) {
+      auto [ids, mask] = prompt(6, 32, 300, 1);
+      EXPECT_TRUE(at::equal(again, enc->forward(ids, mask)));
+    }
+    // Another prompt, or the same prompt for another encoder, is a miss.
+    cache.get_or_compute("a blue ball", encode(2));
+    EXPECT_EQ(runs, 2);
+    PromptEmbeddingCache other(folder, "tiny encoder v2", dtype);
+    EXPECT_FALSE(other.find("a red ball").has_value());
+    EXPECT_NE(other.entry_path("a red ball"), cache.entry_path("a red ball"));
+  }
+
+  // A corrupt entry is ignored, recomputed and rewritten.
+  runs = 0;
+  PromptEmbeddingCache cache(dir.file("corrupt"), "tiny encoder v1", io::DType::F32);
+  const at::Tensor good = cache.get_or_compute("a kite", encode(3));
+  const std::string entry = cache.entry_path("a kite");
+  std::filesystem::resize_file(entry, std::filesystem::file_size(entry) / 2);
+  EXPECT_FALSE(cache.find("a kite").has_value());
+  EXPECT_TRUE(at::equal(cache.get_or_compute("a kite", encode(3)), good));
+  EXPECT_EQ(runs, 2);
+  { std::ofstream(entry, std::ios::trunc) << "not a safetensors file"; }
+  EXPECT_FALSE(cache.find("a kite").has_value());
+  cache.get_or_compute("a kite", encode(3));
+  EXPECT_EQ(runs, 3);
+  ASSERT_TRUE(cache.find("a kite").has_value());
+  EXPECT_TRUE(at::equal(*cache.find("a kite"), good));
+  EXPECT_EQ(runs, 3);
+}
+
+TEST(Umt5PromptEncoder, TokenizesEncodesAndCachesWithoutLoadingTheEncoderAgain) {
+  if (!sentencepiece_available()) GTEST_SKIP() << "built without sentencepiece";
+  test::ScopedTempDir dir("umt5_prompt");
+  std::vector<std::string> sentences;
+  for (const char* thing : {"ball", "cube", "car", "bird", "dog", "boat"})
+    for (const char* motion : {"rolls left", "moves right", "flies up", "falls down"})
+      sentences.push_back(std::string("the ") + thing + " " + motion + " slowly");
+  train_sentencepiece_model(sentences, dir.file("spm"), 48);
+  Umt5Encoder source(umt5_preset("umt5-tiny"));
+  randomize(source, 12);
+  const auto weights = dir.path() / "umt5-tiny.safetensors";
+  save_as(source, umt5_hf_names(), weights, io::DType::F32);
+
+  Umt5PromptEncoderOptions options;
+  options.config = umt5_preset("umt5-tiny");
+  options.dtype = at::kFloat;
+  options.cache_folder = dir.file("cache");
+  options.cache_dtype = io::DType::F32;
+  Umt5PromptEncoder encoder(weights.string(), dir.file("spm.model"), options);
+  EXPECT_FALSE(encoder.encoder_loaded());
+  const at::Tensor context = encoder.encode("the dog  flies up");  // [1, 32, 64]
+  EXPECT_TRUE(encoder.encoder_loaded());
+  ASSERT_EQ(context.sizes(), (at::IntArrayRef{1, 32, 64}));
+
+  // The same as tokenizing and running the encoder by hand.
+  const TokenizedPrompt tokens = Umt5Tokenizer(dir.file("spm.model"), 32).encode("the dog flies up");
+  torch::NoGradGuard no_grad;
+  const at::Tensor want = source->forward(at::tensor(tokens.ids).unsqueeze(0), at::tensor(tokens.mask).unsqueeze(0));
+  EXPECT_TRUE(at::equal(context, want));
+  EXPECT_EQ(context[0].narrow(0, tokens.length, 32 - tokens.length).abs().max().item<double>(), 0.0);
+
+  // A second run finds it in the cache and never loads the weights.
+  Umt5PromptEncoder later(weights.string(), dir.file("spm.model"), options);
+  EXPECT_TRUE(at::equal(later.encode("the dog flies up"), context));
+  EXPECT_FALSE(later.encoder_loaded());
+  later.encode("the car rolls left");
+  EXPECT_TRUE(later.encoder_loaded());
 }
