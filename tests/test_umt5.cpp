@@ -12,6 +12,7 @@
 
 #include "motionstream/io/checkpoint_layout.h"
 #include "motionstream/io/state_dict.h"
+#include "motionstream/io/tensor_file.h"
 #include "motionstream/model/prompt_cache.h"
 #include "motionstream/model/umt5.h"
 #include "motionstream/model/umt5_checkpoint.h"
@@ -136,6 +137,16 @@ std::string load_error(const std::filesystem::path& path) {
     return e.what();
   }
   return "";
+}
+
+// The test binary runs in the build folder: walk up until the repository's fixtures appear.
+std::filesystem::path checkpoint_fixture(const std::string& name) {
+  namespace fs = std::filesystem;
+  for (fs::path dir = fs::current_path();; dir = dir.parent_path()) {
+    if (fs::is_directory(dir / "tests" / "fixtures" / "checkpoints")) return dir / "tests" / "fixtures" / "checkpoints" / name;
+    if (dir == dir.root_path() || dir.empty()) break;
+  }
+  throw std::runtime_error("tests/fixtures/checkpoints not found above " + fs::current_path().string());
 }
 
 }  // namespace
@@ -417,6 +428,23 @@ TEST(Umt5Checkpoint, LoadsShardedSafetensorsThroughTheirIndex) {
   std::filesystem::remove(dir.file("model-00002-of-00002.safetensors"));
   const std::string error = load_error(dir.file("model.safetensors.index.json"));
   EXPECT_NE(error.find("model-00002-of-00002.safetensors"), std::string::npos) << error;
+}
+
+TEST(Umt5Checkpoint, ReadsStateDictPickledByPython) {
+  // Written by Python's own pickle module (tests/fixtures/checkpoints/make_state_dict_pth.py): an independent
+  // writer, with torch's OrderedDict, _metadata (BUILD), persistent storage ids and a LONG1 integer.
+  const std::string path = checkpoint_fixture("state_dict.pth").string();
+  io::TensorFile file(path);
+  ASSERT_EQ(file.tensors().size(), 4u);
+  EXPECT_EQ(file.tensors()[0].name, "a");
+  EXPECT_EQ(file.tensors()[0].dtype, io::DType::BF16);
+  EXPECT_EQ(file.tensors()[1].name, "b.weight");
+  EXPECT_EQ(file.tensors()[2].dtype, io::DType::F16);
+  const at::Tensor a = file.read(file.tensors()[0]), b = file.read(file.tensors()[1]), c = file.read(file.tensors()[2]);
+  EXPECT_TRUE(at::equal(a, at::arange(1, 7, at::kFloat).view({2, 3}).to(at::kBFloat16)));
+  EXPECT_TRUE(at::equal(b, at::arange(1, 7, at::kFloat).view({3, 2}) * 0.5));  // transposed view at offset 1
+  EXPECT_TRUE(at::equal(c, at::tensor({-1.0f, 0.5f, 2.0f, 1024.0f}).to(at::kHalf)));
+  EXPECT_EQ(file.read(file.tensors()[3]).item<float>(), 7.0f);
 }
 
 TEST(Umt5Tokenizer, CleansWhitespaceLikeWan) {
