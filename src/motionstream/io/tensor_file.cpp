@@ -123,7 +123,8 @@ class TensorFile::TorchZip {
     // Copied out of the mapping (whose entries need not be aligned for the element type).
     at::Tensor flat = at::empty({span}, at::TensorOptions().dtype(type));
     std::memcpy(flat.data_ptr(), first, static_cast<size_t>(span) * dtype_size(info.dtype));
-    return flat.as_strided(ref.size, ref.stride).clone(at::MemoryFormat::Contiguous);
+    const at::Tensor view = flat.as_strided(ref.size, ref.stride);
+    return view.is_contiguous() ? view : view.clone(at::MemoryFormat::Contiguous);  // one copy for the usual case
   }
 
  private:
