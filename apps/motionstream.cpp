@@ -1,8 +1,10 @@
 // motionstream: the command-line front end of the library.
-//   motionstream info [--preset NAME]                 a model preset: config, tensor and parameter counts
+//   motionstream info [--preset NAME]                 a model preset (DiT, or umT5: umt5-xxl, umt5-tiny): config,
+//                                                     tensor and parameter counts
 //   motionstream inspect FILE [--preset NAME] [--prefix P]
-//                                                     tensors of a safetensors file; with --preset, which tensors
+//                                                     tensors of a safetensors or .pth file; with --preset, which tensors
 //                                                     are missing, unexpected or of the wrong shape for that model
+//                                                     (umT5 presets read Wan or Hugging Face names)
 //   motionstream generate | tracks | eval ...         offline generation, track tools, evaluation (docs/USAGE.md;
 //                                                     built when OpenCV is present)
 //   motionstream demo | serve [...]                   the live server and web app (docs/PROTOCOL.md; built when
@@ -13,6 +15,7 @@
 //                                                     this invocation early, with a checkpoint)
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -20,7 +23,9 @@
 
 #include "motionstream/io/checkpoint_layout.h"
 #include "motionstream/io/safetensors.h"
+#include "motionstream/io/tensor_file.h"
 #include "motionstream/model/dit_config.h"
+#include "motionstream/model/umt5_checkpoint.h"
 #include "motionstream/train/causal_init.h"
 #include "motionstream/train/dmd.h"
 #include "motionstream/train/teacher_trainer.h"
@@ -44,11 +49,25 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
+bool is_umt5_preset(const std::string& name) {
+  const auto names = umt5_preset_names();
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
 int info(int argc, char** argv) {
   CliArgs args(argc, argv, 2, {"preset"});
   std::vector<std::string> names = args.has("preset") ? std::vector<std::string>{args.str("preset", "")}
                                                       : dit_preset_names();
   for (const auto& name : names) {
+    if (is_umt5_preset(name)) {
+      const Umt5Config u = umt5_preset(name);
+      std::cout << nlohmann::json{{"name", u.name}, {"vocab", u.vocab}, {"dim", u.dim}, {"num_heads", u.num_heads},
+                                  {"head_dim", u.head_dim}, {"ffn_dim", u.ffn_dim}, {"num_layers", u.num_layers},
+                                  {"tensors", u.parameter_shapes().size()}, {"parameters", u.parameter_count()}}
+                       .dump()
+                << "\n";
+      continue;
+    }
     const DitConfig c = dit_preset(name);
     nlohmann::json j = c;
     j["tensors"] = c.parameter_shapes().size();
@@ -62,7 +81,7 @@ int info(int argc, char** argv) {
 int inspect(int argc, char** argv) {
   CliArgs args(argc, argv, 2, {"preset", "prefix"});
   if (args.positional().size() != 1) throw std::invalid_argument("usage: motionstream inspect FILE [--preset NAME]");
-  io::SafetensorsFile file(args.positional()[0]);
+  io::TensorFile file(args.positional()[0]);  // safetensors, or a torch.save'd state dict (.pth)
   int64_t total = 0;
   std::map<std::string, std::vector<int64_t>> stored;
   const std::string prefix = args.str("prefix", "");
@@ -80,10 +99,27 @@ int inspect(int argc, char** argv) {
               wrappers.empty() ? "" : (", parts: " + wrappers).c_str());
   if (!args.has("preset")) return 0;
 
-  const DitConfig c = dit_preset(args.str("preset", ""));
+  const std::string preset = args.str("preset", "");
+  std::vector<std::pair<std::string, std::vector<int64_t>>> shapes;
+  if (is_umt5_preset(preset)) {
+    // Stored names go through the umT5 name table (Wan or Hugging Face names, whichever matches more of them);
+    // the lines below speak of the model's (Wan) names.
+    shapes = umt5_preset(preset).parameter_shapes();
+    const io::NameTable* table = &umt5_wan_names();
+    auto matches = [&](const io::NameTable& t) {
+      return std::count_if(stored.begin(), stored.end(), [&](const auto& kv) { return t.to_ours(kv.first).has_value(); });
+    };
+    if (matches(umt5_hf_names()) > matches(*table)) table = &umt5_hf_names();
+    std::map<std::string, std::vector<int64_t>> converted;
+    for (const auto& [name, shape] : stored) converted[table->to_ours(name).value_or(name)] = shape;
+    stored = std::move(converted);
+    std::printf("names read as: %s\n", table->layout().c_str());
+  } else {
+    shapes = dit_preset(preset).parameter_shapes();
+  }
   int problems = 0;
   std::map<std::string, bool> expected;
-  for (const auto& [name, shape] : c.parameter_shapes()) {
+  for (const auto& [name, shape] : shapes) {
     expected[name] = true;
     auto it = stored.find(name);
     if (it == stored.end()) {
@@ -100,7 +136,7 @@ int inspect(int argc, char** argv) {
       std::printf("unexpected  %s\n", name.c_str());
       ++problems;
     }
-  std::printf("%s: %d problem(s) against preset %s\n", file.path().c_str(), problems, c.name.c_str());
+  std::printf("%s: %d problem(s) against preset %s\n", file.path().c_str(), problems, preset.c_str());
   return problems == 0 ? 0 : 1;
 }
 
@@ -168,7 +204,7 @@ void usage() {
   std::fprintf(stderr,
                "usage: motionstream <command> [options]\n"
                "  info [--preset NAME]                          model presets: config, tensors, parameters\n"
-               "  inspect FILE [--preset NAME] [--prefix P]     tensors of a safetensors file, checked against a preset\n"
+               "  inspect FILE [--preset NAME] [--prefix P]     tensors of a safetensors or .pth file, checked against a preset\n"
                "  train vae|teacher|causal|dmd --run DIR [--config FILE] [--FIELD VALUE ...] [--max-minutes M] [--max-steps N] [--export]\n"
                "                                                a training stage on the synthetic world (resumable)\n"
 #ifdef MS_WITH_MEDIA

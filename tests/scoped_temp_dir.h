@@ -28,6 +28,7 @@ class ScopedTempDir {
   ScopedTempDir(const ScopedTempDir&) = delete;
   ScopedTempDir& operator=(const ScopedTempDir&) = delete;
 
+  const std::filesystem::path& path() const { return dir_; }
   std::string file(const std::string& name) const { return (dir_ / name).string(); }
   size_t entries() const {
     return static_cast<size_t>(std::distance(std::filesystem::directory_iterator(dir_), std::filesystem::directory_iterator()));

@@ -33,6 +33,22 @@ int64_t count_blocks(const std::vector<TensorInfo>& tensors, const std::string& 
   return static_cast<int64_t>(blocks.size());
 }
 
+// ", 24 blocks, vocab 256384, dim 4096" from the embedding's shape and the block names.
+std::string umt5_size(const std::vector<TensorInfo>& tensors, const std::string& embedding, const std::string& blocks,
+                      const std::string& other_embedding) {
+  std::set<std::string> indices;
+  for (const auto& t : tensors) {
+    if (!starts(t.name, blocks)) continue;
+    const auto rest = t.name.substr(blocks.size());
+    indices.insert(rest.substr(0, rest.find('.')));
+  }
+  std::string s = ", " + std::to_string(indices.size()) + " blocks";
+  const TensorInfo* e = find_named(tensors, embedding);
+  if (!e && !other_embedding.empty()) e = find_named(tensors, other_embedding);
+  if (e && e->shape.size() == 2) s += ", vocab " + std::to_string(e->shape[0]) + ", dim " + std::to_string(e->shape[1]);
+  return s;
+}
+
 }  // namespace
 
 LayoutGuess recognise_layout(const std::vector<TensorInfo>& tensors) {
@@ -62,6 +78,12 @@ LayoutGuess recognise_layout(const std::vector<TensorInfo>& tensors) {
                return t.name.find("relative_attention_bias") != std::string::npos;
              })) {
     g.kind = "umt5-encoder";
+    g.detail = "Hugging Face names" + umt5_size(tensors, "shared.weight", "encoder.block.", "encoder.embed_tokens.weight");
+  } else if (std::any_of(tensors.begin(), tensors.end(), [](const TensorInfo& t) {
+               return starts(t.name, "blocks.") && t.name.find(".pos_embedding.embedding.weight") != std::string::npos;
+             })) {
+    g.kind = "umt5-encoder";  // Wan's models_t5_umt5-xxl-enc-bf16.pth names: per-block relative position tables
+    g.detail = "Wan names" + umt5_size(tensors, "token_embedding.weight", "blocks.", "");
   } else if (std::any_of(tensors.begin(), tensors.end(), [](const TensorInfo& t) {
                return starts(t.name, "visual.") || t.name.find("vision_model.") != std::string::npos;
              })) {

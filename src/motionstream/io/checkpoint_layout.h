@@ -11,7 +11,8 @@ namespace ms::io {
 
 struct LayoutGuess {
   std::string kind;    // "wan-dit", "taehv", "wan-vae", "umt5-encoder", "clip-vision", "unknown"
-  std::string detail;  // e.g. "image-to-video, 36 input channels, dim 1536, 30 blocks"
+  std::string detail;  // e.g. "image-to-video, 36 input channels, dim 1536, 30 blocks";
+                       // "Wan names, 24 blocks, vocab 256384, dim 4096" for a umT5 encoder
   std::string prefix;  // what stands before the model's own names ("model.", "generator.model.", ...), or ""
   std::vector<std::string> wrappers;  // Self-Forcing style top-level parts found: generator, critic, generator_ema
 };

@@ -95,7 +95,16 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
 // ================================ ZipArchive ================================
 
 ZipArchive::ZipArchive(std::vector<uint8_t> bytes, std::string name_for_errors)
-    : bytes_(std::move(bytes)), name_(std::move(name_for_errors)) {
+    : owned_(std::move(bytes)), data_(owned_.data()), size_(owned_.size()), name_(std::move(name_for_errors)) {
+  index_entries();
+}
+
+ZipArchive::ZipArchive(const uint8_t* data, size_t size, std::string name_for_errors)
+    : data_(data), size_(size), name_(std::move(name_for_errors)) {
+  index_entries();
+}
+
+void ZipArchive::index_entries() {
   uint64_t count = 0;
   size_t at = find_central_directory(&count);
   for (uint64_t i = 0; i < count; ++i) at = parse_central_entry(at);
@@ -106,25 +115,25 @@ void ZipArchive::fail(const std::string& message) const { throw TorchArchiveErro
 // Returns the offset of the central directory. The end record sits in the last 64 KiB (its comment is at most
 // 65535 bytes); a zip64 locator just before it, when present, points at the record with the 64-bit fields.
 uint64_t ZipArchive::find_central_directory(uint64_t* entry_count) const {
-  const size_t size = bytes_.size();
+  const size_t size = size_;
   if (size < kEndSize) fail("not a zip archive (" + std::to_string(size) + " bytes, no end-of-directory record)");
   const size_t lowest = size - kEndSize > 0xFFFF ? size - kEndSize - 0xFFFF : 0;
   size_t end = size - kEndSize + 1;
   do {
     --end;
-  } while (end > lowest && load_le<uint32_t>(&bytes_[end]) != kEndSig);
-  if (load_le<uint32_t>(&bytes_[end]) != kEndSig) fail("not a zip archive (no end-of-directory record)");
+  } while (end > lowest && load_le<uint32_t>(data_ + end) != kEndSig);
+  if (load_le<uint32_t>(data_ + end) != kEndSig) fail("not a zip archive (no end-of-directory record)");
 
-  *entry_count = load_le<uint16_t>(&bytes_[end + 10]);
-  uint64_t directory_size = load_le<uint32_t>(&bytes_[end + 12]);
-  uint64_t directory_offset = load_le<uint32_t>(&bytes_[end + 16]);
-  if (end >= kZip64LocatorSize && load_le<uint32_t>(&bytes_[end - kZip64LocatorSize]) == kZip64LocatorSig) {
-    const uint64_t record = load_le<uint64_t>(&bytes_[end - kZip64LocatorSize + 8]);
-    if (size < kZip64EndSize || record > size - kZip64EndSize || load_le<uint32_t>(&bytes_[record]) != kZip64EndSig)
+  *entry_count = load_le<uint16_t>(data_ + end + 10);
+  uint64_t directory_size = load_le<uint32_t>(data_ + end + 12);
+  uint64_t directory_offset = load_le<uint32_t>(data_ + end + 16);
+  if (end >= kZip64LocatorSize && load_le<uint32_t>(data_ + end - kZip64LocatorSize) == kZip64LocatorSig) {
+    const uint64_t record = load_le<uint64_t>(data_ + end - kZip64LocatorSize + 8);
+    if (size < kZip64EndSize || record > size - kZip64EndSize || load_le<uint32_t>(data_ + record) != kZip64EndSig)
       fail("corrupt zip64 end-of-directory record");
-    *entry_count = load_le<uint64_t>(&bytes_[record + 32]);
-    directory_size = load_le<uint64_t>(&bytes_[record + 40]);
-    directory_offset = load_le<uint64_t>(&bytes_[record + 48]);
+    *entry_count = load_le<uint64_t>(data_ + record + 32);
+    directory_size = load_le<uint64_t>(data_ + record + 40);
+    directory_offset = load_le<uint64_t>(data_ + record + 48);
   }
   if (directory_offset > size || directory_size > size - directory_offset)
     fail("central directory [" + std::to_string(directory_offset) + ", +" + std::to_string(directory_size) +
@@ -134,14 +143,14 @@ uint64_t ZipArchive::find_central_directory(uint64_t* entry_count) const {
 
 // Parses the central-directory record at `at`, returns the offset of the next one.
 size_t ZipArchive::parse_central_entry(size_t at) {
-  if (bytes_.size() < kCentralHeaderSize || at > bytes_.size() - kCentralHeaderSize ||
-      load_le<uint32_t>(&bytes_[at]) != kCentralHeaderSig)
+  if (size_ < kCentralHeaderSize || at > size_ - kCentralHeaderSize ||
+      load_le<uint32_t>(data_ + at) != kCentralHeaderSig)
     fail("corrupt central directory at byte " + std::to_string(at));
-  const uint8_t* h = &bytes_[at];
+  const uint8_t* h = data_ + at;
   const size_t name_size = load_le<uint16_t>(h + 28), extra_size = load_le<uint16_t>(h + 30),
                comment_size = load_le<uint16_t>(h + 32);
   const size_t next = at + kCentralHeaderSize + name_size + extra_size + comment_size;
-  if (next > bytes_.size()) fail("central directory entry at byte " + std::to_string(at) + " is truncated");
+  if (next > size_) fail("central directory entry at byte " + std::to_string(at) + " is truncated");
 
   Entry e;
   e.flags = load_le<uint16_t>(h + 8);
@@ -175,7 +184,7 @@ size_t ZipArchive::parse_central_entry(size_t at) {
   return next;
 }
 
-std::vector<uint8_t> ZipArchive::read(const std::string& entry) const {
+const uint8_t* ZipArchive::locate(const std::string& entry, bool check_crc, uint64_t* size) const {
   const auto it = index_.find(entry);
   if (it == index_.end()) fail("no entry " + in_quotes(entry));
   const Entry& e = entries_[it->second];
@@ -189,19 +198,27 @@ std::vector<uint8_t> ZipArchive::read(const std::string& entry) const {
   if (e.compressed_size != e.size) fail(what + ": stored sizes disagree");
 
   const uint64_t at = e.local_header_offset;
-  if (bytes_.size() < kLocalHeaderSize || at > bytes_.size() - kLocalHeaderSize ||
-      load_le<uint32_t>(&bytes_[at]) != kLocalHeaderSig)
+  if (size_ < kLocalHeaderSize || at > size_ - kLocalHeaderSize ||
+      load_le<uint32_t>(data_ + at) != kLocalHeaderSig)
     fail(what + ": corrupt local header at byte " + std::to_string(at));
   const uint64_t begin =
-      at + kLocalHeaderSize + load_le<uint16_t>(&bytes_[at + 26]) + load_le<uint16_t>(&bytes_[at + 28]);
-  if (begin > bytes_.size() || e.size > bytes_.size() - begin)
+      at + kLocalHeaderSize + load_le<uint16_t>(data_ + at + 26) + load_le<uint16_t>(data_ + at + 28);
+  if (begin > size_ || e.size > size_ - begin)
     fail(what + ": data [" + std::to_string(begin) + ", +" + std::to_string(e.size) + ") runs past the end of the " +
-         std::to_string(bytes_.size()) + "-byte file (truncated?)");
-  std::vector<uint8_t> data(bytes_.begin() + begin, bytes_.begin() + begin + e.size);
-  const uint32_t crc = crc32(data.data(), data.size());
-  if (crc != e.crc32)
-    fail(what + ": CRC-32 mismatch (stored " + hex(e.crc32, 8) + ", data " + hex(crc, 8) + "): corrupt");
-  return data;
+         std::to_string(size_) + "-byte file (truncated?)");
+  if (check_crc) {
+    const uint32_t crc = crc32(data_ + begin, e.size);
+    if (crc != e.crc32)
+      fail(what + ": CRC-32 mismatch (stored " + hex(e.crc32, 8) + ", data " + hex(crc, 8) + "): corrupt");
+  }
+  *size = e.size;
+  return data_ + begin;
+}
+
+std::vector<uint8_t> ZipArchive::read(const std::string& entry) const {
+  uint64_t size = 0;
+  const uint8_t* data = locate(entry, /*check_crc=*/true, &size);
+  return std::vector<uint8_t>(data, data + size);
 }
 
 // ================================ pickle ================================
@@ -228,6 +245,10 @@ const char* PickleValue::kind_name() const {
       return "dict";
     case Kind::Global:
       return "global";
+    case Kind::Storage:
+      return "storage";
+    case Kind::Tensor:
+      return "Tensor";
   }
   return "?";
 }
@@ -330,7 +351,8 @@ bool is_latin1_name(std::string encoding) {
 
 class PickleMachine {
  public:
-  PickleMachine(const std::vector<uint8_t>& bytes, const std::string& name) : bytes_(bytes), name_(name) {}
+  PickleMachine(const std::vector<uint8_t>& bytes, const std::string& name, bool allow_tensors)
+      : bytes_(bytes), name_(name), allow_tensors_(allow_tensors) {}
 
   PickleRef run() {
     while (true) {
@@ -455,8 +477,52 @@ class PickleMachine {
     if (fn == "_codecs.encode") return codecs_encode(args->items);
     if ((fn == "__builtin__.bytes" || fn == "builtins.bytes") && args->items.empty())
       return make(PickleValue::Kind::Bytes);
+    if (allow_tensors_) {
+      if (fn == "collections.OrderedDict" && args->items.empty()) return make(PickleValue::Kind::Dict);
+      if (fn == "torch._utils._rebuild_tensor_v2") return rebuild_tensor(args->items);
+      if (fn == "torch._utils._rebuild_parameter" && !args->items.empty() &&
+          args->items[0]->kind == PickleValue::Kind::Tensor)
+        return args->items[0];  // (tensor, requires_grad, hooks): the values are the tensor's
+    }
     fail_here("calling " + fn + " is not supported (only _codecs.encode(str, 'latin1') and bytes())");
   }
+  // ('storage', torch.<type>Storage, key, location, numel): what torch.save writes as a storage's persistent id.
+  PickleRef persistent_storage(const PickleRef& pid) {
+    using Kind = PickleValue::Kind;
+    const auto& f = pid->items;
+    if (pid->kind != Kind::Tuple || f.size() != 5 || f[0]->kind != Kind::String || f[0]->text != "storage" ||
+        f[1]->kind != Kind::Global || f[2]->kind != Kind::String || f[4]->kind != Kind::Int)
+      fail_here("a persistent id other than ('storage', torch.<type>Storage, key, location, numel)");
+    std::string type = f[1]->text;  // "torch.BFloat16Storage"
+    const std::string head = "torch.", tail = "Storage";
+    if (type.size() <= head.size() + tail.size() || type.compare(0, head.size(), head) != 0 ||
+        type.compare(type.size() - tail.size(), tail.size(), tail) != 0)
+      fail_here("storage class " + type + " is not torch.<type>Storage");
+    auto v = make(Kind::Storage);
+    v->tensor = std::make_shared<TorchTensorRef>();
+    v->tensor->storage_key = f[2]->text;
+    v->tensor->element_type = type.substr(head.size(), type.size() - head.size() - tail.size());
+    v->tensor->storage_numel = f[4]->integer;
+    return v;
+  }
+  // _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
+  PickleRef rebuild_tensor(const std::vector<PickleRef>& args) {
+    using Kind = PickleValue::Kind;
+    if (args.size() < 4 || args[0]->kind != Kind::Storage || args[1]->kind != Kind::Int ||
+        args[2]->kind != Kind::Tuple || args[3]->kind != Kind::Tuple || args[2]->items.size() != args[3]->items.size())
+      fail_here("_rebuild_tensor_v2 expects (storage, offset, size, stride, ...)");
+    auto v = make(Kind::Tensor);
+    v->tensor = std::make_shared<TorchTensorRef>(*args[0]->tensor);
+    v->tensor->offset = args[1]->integer;
+    for (size_t i = 0; i < args[2]->items.size(); ++i) {
+      if (args[2]->items[i]->kind != Kind::Int || args[3]->items[i]->kind != Kind::Int)
+        fail_here("tensor size and stride must be ints");
+      v->tensor->size.push_back(args[2]->items[i]->integer);
+      v->tensor->stride.push_back(args[3]->items[i]->integer);
+    }
+    return v;
+  }
+
   PickleRef codecs_encode(const std::vector<PickleRef>& args) {
     if (args.size() != 2 || args[0]->kind != PickleValue::Kind::String || args[1]->kind != PickleValue::Kind::String)
       fail_here("_codecs.encode expects (str, encoding)");
@@ -612,7 +678,28 @@ class PickleMachine {
       case '0':
         pop();
         break;
+      case 0x8a: {  // LONG1: a little-endian two's-complement integer of n bytes (Python's ints >= 2^31)
+        const uint8_t n = next_u8("LONG1");
+        if (n > 8) fail_here("integer of " + std::to_string(n) + " bytes does not fit in 64 bits");
+        const uint8_t* p = take(n, "LONG1");
+        uint64_t bits = 0;
+        for (size_t i = 0; i < n; ++i) bits |= static_cast<uint64_t>(p[i]) << (8 * i);
+        if (n > 0 && n < 8 && (p[n - 1] & 0x80)) bits |= ~uint64_t{0} << (8 * n);  // sign-extend
+        push_int(static_cast<int64_t>(bits));
+        break;
+      }
+      case 'b':  // BUILD: obj.__setstate__(state); for a state dict the state is its _metadata, not needed here
+        if (!allow_tensors_) fail_here("not supported");
+        pop();
+        top();
+        break;
       case 'Q':
+        if (allow_tensors_) {
+          auto pid = pop();
+          push(persistent_storage(pid));
+          break;
+        }
+        [[fallthrough]];
       case 'P':
         fail_here(
             "not supported: the archive holds tensors or other persistent objects; only plain Python "
@@ -624,6 +711,7 @@ class PickleMachine {
 
   const std::vector<uint8_t>& bytes_;
   const std::string& name_;
+  const bool allow_tensors_;
   size_t pos_ = 0, op_at_ = 0;
   uint8_t op_ = 0;
   std::vector<PickleRef> stack_;
@@ -637,8 +725,8 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 }  // namespace
 
-PickleRef unpickle(const std::vector<uint8_t>& bytes, const std::string& name_for_errors) {
-  return PickleMachine(bytes, name_for_errors).run();
+PickleRef unpickle(const std::vector<uint8_t>& bytes, const std::string& name_for_errors, bool allow_tensors) {
+  return PickleMachine(bytes, name_for_errors, allow_tensors).run();
 }
 
 PickleRef load_torch_archive(const std::string& path) {
@@ -648,6 +736,11 @@ PickleRef load_torch_archive(const std::string& path) {
     throw TorchArchiveError(path +
                             ": legacy (pre-zip) torch.save format is not supported; re-save it with torch >= 1.6");
   ZipArchive zip(std::move(bytes), path);
+  const std::string pickle_entry = torch_archive_pickle_entry(zip, path);
+  return unpickle(zip.read(pickle_entry), path + ":" + pickle_entry);
+}
+
+std::string torch_archive_pickle_entry(const ZipArchive& zip, const std::string& path) {
   std::string pickle_entry;
   for (const auto& name : zip.names()) {
     const bool top_level = name.find('/') == name.rfind('/');
@@ -659,7 +752,7 @@ PickleRef load_torch_archive(const std::string& path) {
   }
   if (pickle_entry.empty())
     throw TorchArchiveError(path + ": not a torch.save archive (no '<archive>/data.pkl' entry)");
-  return unpickle(zip.read(pickle_entry), path + ":" + pickle_entry);
+  return pickle_entry;
 }
 
 std::vector<uint8_t> load_torch_saved_bytes(const std::string& path) {

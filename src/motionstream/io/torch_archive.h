@@ -1,5 +1,6 @@
-// Reading what torch.save writes, without Python, for archives that hold plain Python objects (no tensors): the
-// track files of ATI are torch.save(<bytes of an .npz>).
+// Reading what torch.save writes, without Python: archives that hold plain Python objects (the track files of ATI
+// are torch.save(<bytes of an .npz>)), and the description of the tensors of a saved state dict (tensor_file.h
+// reads their values).
 //
 // torch.save writes a zip archive: "<archive>/data.pkl" (the pickled object), "<archive>/version", optionally
 // "<archive>/byteorder", ".data/serialization_id" and "<archive>/data/N" (tensor storages, referenced from the pickle
@@ -35,10 +36,18 @@ void write_file_atomically(const std::string& path, const std::string& bytes);
 class ZipArchive {
  public:
   ZipArchive(std::vector<uint8_t> bytes, std::string name_for_errors);
+  // Over bytes held elsewhere (a memory-mapped file), which must outlive the archive.
+  ZipArchive(const uint8_t* data, size_t size, std::string name_for_errors);
+  ZipArchive(const ZipArchive&) = delete;  // data_ may point into owned_
+  ZipArchive& operator=(const ZipArchive&) = delete;
+  ZipArchive(ZipArchive&&) = default;      // a moved vector keeps its buffer
+  ZipArchive& operator=(ZipArchive&&) = default;
 
   const std::vector<std::string>& names() const { return names_; }  // in central-directory order
   bool contains(const std::string& entry) const { return index_.count(entry) != 0; }
   std::vector<uint8_t> read(const std::string& entry) const;  // CRC-32 checked
+  // Where an entry's data lies inside the archive's bytes, without copying; *size receives its length.
+  const uint8_t* locate(const std::string& entry, bool check_crc, uint64_t* size) const;
 
  private:
   struct Entry {
@@ -48,11 +57,14 @@ class ZipArchive {
     uint64_t compressed_size = 0, size = 0, local_header_offset = 0;
   };
 
+  void index_entries();
   uint64_t find_central_directory(uint64_t* entry_count) const;
   size_t parse_central_entry(size_t at);
   [[noreturn]] void fail(const std::string& message) const;
 
-  std::vector<uint8_t> bytes_;
+  std::vector<uint8_t> owned_;  // empty when the bytes are held elsewhere
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
   std::string name_;
   std::vector<Entry> entries_;
   std::vector<std::string> names_;
@@ -64,23 +76,42 @@ class ZipArchive {
 struct PickleValue;
 using PickleRef = std::shared_ptr<PickleValue>;
 
+// A tensor in a torch.save archive as its pickle describes it (see unpickle's allow_tensors): the storage that holds
+// its elements ("<archive>/data/<storage_key>"), their type, and the view onto them, counted in elements.
+struct TorchTensorRef {
+  std::string storage_key;
+  std::string element_type;  // from the storage class torch.<type>Storage: "Float", "Half", "BFloat16", "Long", ...
+  int64_t storage_numel = 0;
+  int64_t offset = 0;
+  std::vector<int64_t> size, stride;  // empty for a storage
+};
+
 struct PickleValue {
-  enum class Kind { None, Bool, Int, Float, String, Bytes, Tuple, List, Dict, Global };
+  enum class Kind { None, Bool, Int, Float, String, Bytes, Tuple, List, Dict, Global, Storage, Tensor };
   Kind kind = Kind::None;
   bool boolean = false;
   int64_t integer = 0;
   double number = 0.0;
   std::string text;              // String: UTF-8; Bytes: the raw bytes; Global: "module.name"
   std::vector<PickleRef> items;  // Tuple, List; Dict: key0, value0, key1, value1, ...
+  std::shared_ptr<TorchTensorRef> tensor;  // Storage, Tensor
 
   const char* kind_name() const;  // Python's name of the type: "NoneType", "bytes", "tuple", ...
 };
 
-// Runs a pickle (protocols 0-5 framing; the opcodes of plain containers, strings, bytes, small ints, floats and the
+// Runs a pickle (protocols 0-5 framing; the opcodes of plain containers, strings, bytes, ints, floats and the
 // memo). The only callables REDUCE may apply are _codecs.encode(str, 'latin1') and bytes(), which is how protocol 2
 // spells a bytes object. Anything else (persistent ids, objects, other globals) throws TorchArchiveError naming
 // name_for_errors, the opcode and its byte offset.
-PickleRef unpickle(const std::vector<uint8_t>& bytes, const std::string& name_for_errors);
+// With allow_tensors, also what a saved state dict holds: persistent storage ids ('storage', torch.<type>Storage,
+// key, location, numel) become Storage values, torch._utils._rebuild_tensor_v2 / _rebuild_parameter become Tensor
+// values (no data is read: see TorchTensorRef), collections.OrderedDict() a Dict, and BUILD (which attaches the
+// state dict's _metadata) is accepted and its state dropped.
+PickleRef unpickle(const std::vector<uint8_t>& bytes, const std::string& name_for_errors, bool allow_tensors = false);
+
+// The name of the archive's pickle, "<archive>/data.pkl"; its storages are "<archive>/data/<key>". Throws
+// TorchArchiveError naming `path` when there is none or more than one.
+std::string torch_archive_pickle_entry(const ZipArchive& zip, const std::string& path);
 
 // The object a torch.save archive holds (its "<archive>/data.pkl").
 PickleRef load_torch_archive(const std::string& path);

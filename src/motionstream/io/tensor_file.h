@@ -1,0 +1,40 @@
+// TensorFile: the tensors of a checkpoint file by name, whatever its format: names, dtypes and shapes up front,
+// values read one tensor at a time. Formats, told apart by their first bytes:
+//   - safetensors (memory-mapped);
+//   - sharded safetensors through their index, "<name>.safetensors.index.json" ({"weight_map": {tensor: shard}}),
+//     as Hugging Face and diffusers write large models (e.g. diffusers' Wan text_encoder/);
+//   - a torch.save zip archive (.pth/.pt) holding a state dict (a dict of name -> tensor), memory-mapped too, so
+//     that an 11 GB file costs no 11 GB read up front. Storage entries are not CRC-checked (that would read the
+//     whole file once more); their extents are.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "motionstream/io/safetensors.h"
+
+namespace ms::io {
+
+class TensorFile {
+ public:
+  // Throws SafetensorsError (or TorchArchiveError for a damaged zip archive) naming the file.
+  explicit TensorFile(const std::string& path);
+  ~TensorFile();
+
+  const std::string& path() const { return path_; }
+  const std::vector<TensorInfo>& tensors() const;  // safetensors: in file order; torch archives: in dict order
+  at::Tensor read(const TensorInfo& info) const;   // a CPU copy, same dtype and shape as stored
+
+ private:
+  class TorchZip;
+  std::string path_;
+  std::vector<std::unique_ptr<SafetensorsFile>> shards_;  // one for a plain safetensors file
+  std::vector<TensorInfo> shard_tensors_;                 // every shard's tensors, shard by shard
+  std::vector<size_t> shard_of_;                          // beside shard_tensors_: which shard holds it
+  std::unique_ptr<TorchZip> torch_zip_;
+};
+
+}  // namespace ms::io
