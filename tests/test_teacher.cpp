@@ -77,6 +77,24 @@ TEST(TeacherTrainer, ResumedRunEqualsUninterruptedRunAndExportsAModel) {
   EXPECT_GT(loaded.model->text->vocabulary().size(), 20u);  // the world's caption words
 }
 
+TEST(TeacherTrainer, ANewRunStartsFromAModelFolderAndResumesWithoutIt) {
+  const std::string codec = random_codec_folder("teacher_init_codec");
+  const auto first = test::temp_dir("teacher_init_first"), second = test::temp_dir("teacher_init_second");
+  train_teacher(tiny_teacher(codec, 2), first.string());
+  const auto init = test::temp_dir("teacher_init_model");
+  fs::copy(first / "model", init, fs::copy_options::recursive);
+  TeacherTrainConfig c = tiny_teacher(codec, 5);
+  c.init_from = init.string();
+  c.uniform_fraction = 0.5;
+  // No step taken: the exported EMA is the folder's weights.
+  EXPECT_EQ(train_teacher(c, second.string(), RunLimits{0, -1, true}), 0);
+  EXPECT_LT(test::max_safetensors_diff(init / "dit.safetensors", second / "model" / "dit.safetensors"), 1e-9);
+  // One step, then the folder goes away: the run resumes from its own checkpoint.
+  EXPECT_EQ(train_teacher(c, second.string(), RunLimits{1, -1}), 1);
+  fs::remove_all(init);
+  EXPECT_EQ(train_teacher(c, second.string(), RunLimits{1, -1}), 2);
+}
+
 TEST(TeacherTrainer, NoiseLevelsMixShiftedAndUniformDraws) {
   auto gen = at::detail::createCPUGenerator(7);
   auto share_below = [&](double fraction, double level) {

@@ -147,7 +147,8 @@ int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, c
   dit.track_latent_copy = c.track_latent_copy;
   MotionModel model(dit, vocabulary), ema(dit, vocabulary);
   init_dit_weights(*model->dit, c.seed);
-  if (!c.init_from.empty()) start_from(*model, c.init_from);  // a resumed run then loads its checkpoint over it
+  // Only a fresh run starts from init_from; a resumed run has its own weights (and may outlive that folder).
+  if (!c.init_from.empty() && !Checkpoints(run_dir).latest()) start_from(*model, c.init_from);
   model->to(device);
   ema->to(device);
   ema_update(*ema, *model, 0.0);  // start equal
