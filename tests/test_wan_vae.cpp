@@ -1,0 +1,185 @@
+// The Wan2.1 autoencoder: layout against the published names, causal convolution against a plain zero-padded
+// convolution, chunk-wise (cached) passes against whole-sequence passes, frame bookkeeping.
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include "motionstream/model/vae/wan_vae.h"
+#include "test_util.h"
+
+using namespace ms;
+
+namespace {
+
+// Random weights (norm gains near 1, small biases), so that every layer visibly shapes the output.
+void randomize(WanVae& vae, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto gen = at::detail::createCPUGenerator(seed);
+  for (auto& item : vae->named_parameters()) {
+    auto& p = item.value();
+    if (item.key().find("gamma") != std::string::npos) {
+      p.copy_(at::empty(p.sizes()).normal_(1.0, 0.1, gen));
+    } else if (p.dim() > 1) {
+      const double fan_in = static_cast<double>(p.numel() / p.size(0));
+      p.copy_(at::empty(p.sizes()).normal_(0.0, 1.0, gen) * std::sqrt(1.0 / fan_in));
+    } else {
+      p.copy_(at::empty(p.sizes()).normal_(0.0, 0.1, gen));
+    }
+  }
+}
+
+WanVae tiny_vae(uint64_t seed) {
+  WanVae vae(wan_vae_preset("wan-vae-tiny"));
+  randomize(vae, seed);
+  vae->eval();
+  return vae;
+}
+
+// Largest difference relative to the reference's largest magnitude.
+double relative_diff(const at::Tensor& a, const at::Tensor& reference) {
+  return test::max_abs_diff(a, reference) / reference.abs().max().item<double>();
+}
+
+}  // namespace
+
+TEST(WanVaeLayout, ModuleMatchesTheManifestNameByName) {
+  const auto config = wan_vae_preset("wan-vae-tiny");
+  WanVae vae(config);
+  std::vector<std::pair<std::string, std::vector<int64_t>>> module;
+  for (const auto& p : vae->named_parameters()) module.push_back({p.key(), p.value().sizes().vec()});
+  EXPECT_EQ(vae->named_buffers().size(), 0u);
+  const auto manifest = config.parameter_shapes();
+  ASSERT_EQ(module.size(), manifest.size());
+  for (size_t i = 0; i < module.size(); ++i) EXPECT_EQ(module[i], manifest[i]) << "tensor " << i;
+}
+
+TEST(WanVaeLayout, PublishedManifestHasTheWanNamesAndCounts) {
+  const auto config = wan_vae_preset("wan-vae");
+  const auto shapes = config.parameter_shapes();  // nothing allocated
+  std::map<std::string, std::vector<int64_t>> by_name(shapes.begin(), shapes.end());
+  ASSERT_EQ(by_name.size(), shapes.size());  // no name twice
+  using S = std::vector<int64_t>;
+  EXPECT_EQ(by_name.at("encoder.conv1.weight"), (S{96, 3, 3, 3, 3}));
+  EXPECT_EQ(by_name.at("encoder.downsamples.0.residual.0.gamma"), (S{96, 1, 1, 1}));
+  EXPECT_EQ(by_name.at("encoder.downsamples.2.resample.1.weight"), (S{96, 96, 3, 3}));  // downsample2d
+  EXPECT_EQ(by_name.count("encoder.downsamples.2.time_conv.weight"), 0u);
+  EXPECT_EQ(by_name.at("encoder.downsamples.3.shortcut.weight"), (S{192, 96, 1, 1, 1}));
+  EXPECT_EQ(by_name.at("encoder.downsamples.5.time_conv.weight"), (S{192, 192, 3, 1, 1}));  // downsample3d
+  EXPECT_EQ(by_name.at("encoder.downsamples.8.time_conv.weight"), (S{384, 384, 3, 1, 1}));
+  EXPECT_EQ(by_name.at("encoder.downsamples.10.residual.6.weight"), (S{384, 384, 3, 3, 3}));
+  EXPECT_EQ(by_name.at("encoder.middle.1.norm.gamma"), (S{384, 1, 1}));
+  EXPECT_EQ(by_name.at("encoder.middle.1.to_qkv.weight"), (S{1152, 384, 1, 1}));
+  EXPECT_EQ(by_name.at("encoder.head.2.weight"), (S{32, 384, 3, 3, 3}));
+  EXPECT_EQ(by_name.at("conv1.weight"), (S{32, 32, 1, 1, 1}));
+  EXPECT_EQ(by_name.at("conv2.weight"), (S{16, 16, 1, 1, 1}));
+  EXPECT_EQ(by_name.at("decoder.conv1.weight"), (S{384, 16, 3, 3, 3}));
+  EXPECT_EQ(by_name.at("decoder.upsamples.3.time_conv.weight"), (S{768, 384, 3, 1, 1}));  // upsample3d
+  EXPECT_EQ(by_name.at("decoder.upsamples.3.resample.1.weight"), (S{192, 384, 3, 3}));
+  EXPECT_EQ(by_name.at("decoder.upsamples.4.shortcut.weight"), (S{384, 192, 1, 1, 1}));
+  EXPECT_EQ(by_name.at("decoder.upsamples.7.time_conv.weight"), (S{768, 384, 3, 1, 1}));
+  EXPECT_EQ(by_name.at("decoder.upsamples.11.resample.1.weight"), (S{96, 192, 3, 3}));  // upsample2d
+  EXPECT_EQ(by_name.count("decoder.upsamples.11.time_conv.weight"), 0u);
+  EXPECT_EQ(by_name.at("decoder.upsamples.12.residual.0.gamma"), (S{96, 1, 1, 1}));
+  EXPECT_EQ(by_name.count("decoder.upsamples.15.residual.0.gamma"), 0u);
+  EXPECT_EQ(by_name.at("decoder.head.2.weight"), (S{3, 96, 3, 3, 3}));
+  EXPECT_EQ(shapes.size(), 194u);
+  EXPECT_EQ(config.parameter_count(), 126892531);  // ~127M, as published
+}
+
+TEST(WanVaeCausalConv, EqualsConvolutionOfAnExplicitlyZeroPaddedInput) {
+  CausalConv3d conv(2, 3, 3, 3);
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({2, 2, 5, 6, 7});  // [B, C, T, H, W]
+  // Reference: two zero frames in front (none behind), one zero pixel on every side, then a plain convolution.
+  auto padded = torch::zeros({2, 2, 5 + 2, 6 + 2, 7 + 2});
+  padded.narrow(2, 2, 5).narrow(3, 1, 6).narrow(4, 1, 7).copy_(x);
+  auto expected = at::conv3d(padded, conv->weight, conv->bias);
+  ASSERT_EQ(expected.sizes(), (at::IntArrayRef{2, 3, 5, 6, 7}));
+  EXPECT_LT(test::max_abs_diff(conv->forward(x), expected), 1e-5);
+
+  // Output frame 0 sees only input frame 0 (through the kernel's last tap).
+  auto frame0 = at::conv3d(x.narrow(2, 0, 1), conv->weight.narrow(2, 2, 1), conv->bias, 1, {0, 1, 1});
+  EXPECT_LT(test::max_abs_diff(conv->forward(x).narrow(2, 0, 1), frame0), 1e-5);
+
+  // Chunks of 1, 2 and 2 frames through the cache give the same frames.
+  at::Tensor past;
+  std::vector<at::Tensor> pieces;
+  for (auto [start, len] : {std::pair<int64_t, int64_t>{0, 1}, {1, 2}, {3, 2}})
+    pieces.push_back(conv->forward(x.narrow(2, start, len), past));
+  EXPECT_EQ(past.size(2), 2);  // the cache holds the last two input frames
+  EXPECT_LT(test::max_abs_diff(at::cat(pieces, 2), expected), 1e-5);
+}
+
+TEST(WanVaeCausalConv, RmsNormIsChannelL2NormTimesSqrtC) {
+  WanRmsNorm norm(4, false);
+  torch::NoGradGuard no_grad;
+  norm->gamma.copy_(torch::tensor({1.0f, 2.0f, 0.5f, -1.0f}).view({4, 1, 1, 1}));
+  auto x = torch::randn({1, 4, 2, 3, 3});
+  auto expected = x / x.pow(2).sum(1, true).sqrt() * 2.0 * norm->gamma;  // sqrt(4) = 2
+  EXPECT_LT(test::max_abs_diff(norm->forward(x), expected), 1e-5);
+}
+
+TEST(WanVae, FrameBookkeepingFollowsTheOnePlusFourKLayout) {
+  WanVae vae = tiny_vae(1);
+  torch::NoGradGuard no_grad;
+  auto frames = torch::rand({2, 3, 9, 16, 24}) * 2 - 1;
+  auto mu = vae->encode(frames);
+  EXPECT_EQ(mu.sizes(), (at::IntArrayRef{2, 16, 3, 2, 3}));
+  auto back = vae->decode(mu);
+  EXPECT_EQ(back.sizes(), frames.sizes());
+  EXPECT_EQ(vae->decode(mu.narrow(2, 0, 1)).size(2), 1);  // latent 0 alone -> frame 0
+  EXPECT_THROW(vae->encode(torch::rand({1, 3, 8, 16, 16})), c10::Error);
+  EXPECT_THROW(vae->encode(torch::rand({1, 3, 5, 12, 16})), c10::Error);
+  EXPECT_THROW(vae->decode(torch::rand({1, 4, 2, 2, 2})), c10::Error);
+}
+
+TEST(WanVae, ChunkwiseEncodeEqualsWholeSequenceEncode) {
+  WanVae vae = tiny_vae(2);
+  torch::NoGradGuard no_grad;
+  auto frames = torch::rand({1, 3, 13, 16, 16}) * 2 - 1;
+  auto whole = vae->encode_whole(frames);  // [1, 16, 4, 2, 2]
+  ASSERT_EQ(whole.size(2), 4);
+  EXPECT_GT(whole.abs().max().item<double>(), 1e-2);
+  EXPECT_LT(relative_diff(vae->encode(frames), whole), 1e-5);
+}
+
+TEST(WanVae, EncoderIsCausal) {
+  // Latent k depends on frames up to 4k only: changing frame 5 leaves latents 0 and 1 alone.
+  WanVae vae = tiny_vae(3);
+  torch::NoGradGuard no_grad;
+  auto frames = torch::rand({1, 3, 9, 16, 16}) * 2 - 1;
+  auto a = vae->encode_whole(frames);
+  frames.select(2, 5).fill_(0.5);
+  auto b = vae->encode_whole(frames);
+  EXPECT_LT(test::max_abs_diff(a.narrow(2, 0, 2), b.narrow(2, 0, 2)), 1e-6);
+  EXPECT_GT(test::max_abs_diff(a.narrow(2, 2, 1), b.narrow(2, 2, 1)), 1e-4);
+}
+
+TEST(WanVaeStreaming, LatentByLatentEqualsWholeSequenceDecode) {
+  WanVae vae = tiny_vae(4);
+  torch::NoGradGuard no_grad;
+  auto latents = torch::randn({2, 16, 5, 3, 4});
+  auto whole = vae->decode_whole(latents);  // [2, 3, 17, 24, 32], no cache anywhere
+  ASSERT_EQ(whole.sizes(), (at::IntArrayRef{2, 3, 17, 24, 32}));
+  EXPECT_GT(whole.abs().max().item<double>(), 1e-2);  // not trivially zero
+
+  WanStreamingDecoder stream(vae);
+  std::vector<at::Tensor> pieces;
+  for (int64_t t = 0; t < 5; ++t) {
+    auto frames = stream.push(latents.select(2, t));
+    EXPECT_EQ(frames.size(2), t == 0 ? 1 : 4);
+    pieces.push_back(frames);
+  }
+  EXPECT_EQ(stream.latents_seen(), 5);
+  EXPECT_LT(relative_diff(at::cat(pieces, 2), whole), 1e-5);
+  EXPECT_LT(relative_diff(vae->decode(latents), whole), 1e-5);
+
+  // Latent 0 decodes alone into frame 0; later frames depend on earlier latents.
+  stream.reset();
+  EXPECT_LT(relative_diff(stream.push(latents.select(2, 0)), whole.narrow(2, 0, 1)), 1e-5);
+  auto other = latents.clone();
+  other.select(2, 1).fill_(0.0);
+  EXPECT_LT(test::max_abs_diff(vae->decode_whole(other).narrow(2, 0, 1), whole.narrow(2, 0, 1)), 1e-6);
+  EXPECT_GT(test::max_abs_diff(vae->decode_whole(other).narrow(2, 5, 12), whole.narrow(2, 5, 12)), 1e-4);
+}
+
