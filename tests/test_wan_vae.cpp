@@ -2,8 +2,16 @@
 // convolution, chunk-wise (cached) passes against whole-sequence passes, frame bookkeeping.
 #include <gtest/gtest.h>
 
+#include <torch/serialize.h>
 #include <torch/torch.h>
 
+#include <filesystem>
+#include <fstream>
+
+#include "motionstream/io/state_dict.h"
+#include "motionstream/io/tensor_file.h"
+#include "motionstream/io/torch_state_dict.h"
+#include "motionstream/model/vae/wan_latent_codec.h"
 #include "motionstream/model/vae/wan_vae.h"
 #include "test_util.h"
 
@@ -33,6 +41,36 @@ WanVae tiny_vae(uint64_t seed) {
   randomize(vae, seed);
   vae->eval();
   return vae;
+}
+
+// A module's tensors under its own names (the published ones), converted to `dtype`, ready to write.
+struct TensorsToWrite {
+  std::vector<at::Tensor> keep;  // owns the data the entries point at
+  std::vector<io::TensorToWrite> entries;
+  void add(const std::string& name, const at::Tensor& t, io::DType dtype) {
+    const auto type = dtype == io::DType::F16 ? at::kHalf : dtype == io::DType::BF16 ? at::kBFloat16 : at::kFloat;
+    keep.push_back(t.detach().to(type).contiguous());
+    entries.push_back({name, dtype, keep.back().sizes().vec(), keep.back().data_ptr()});
+  }
+};
+TensorsToWrite tensors_of(WanVae& vae, io::DType dtype) {
+  TensorsToWrite out;
+  out.keep.reserve(1000);  // entries point into keep
+  for (const auto& p : vae->named_parameters()) out.add(p.key(), p.value(), dtype);
+  return out;
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+void truncate_file(const std::filesystem::path& path, double keep) {
+  std::filesystem::resize_file(path, static_cast<uintmax_t>(std::filesystem::file_size(path) * keep));
 }
 
 // Largest difference relative to the reference's largest magnitude.
@@ -183,3 +221,153 @@ TEST(WanVaeStreaming, LatentByLatentEqualsWholeSequenceDecode) {
   EXPECT_GT(test::max_abs_diff(vae->decode_whole(other).narrow(2, 5, 12), whole.narrow(2, 5, 12)), 1e-4);
 }
 
+TEST(WanVaeLoading, PublishedNamesLoadFromPthAndSafetensorsAndRoundTripShapes) {
+  WanVae source = tiny_vae(5);
+  const auto dir = test::temp_dir("wan_vae_loading");
+  const auto tiny = wan_vae_preset("wan-vae-tiny");
+  struct Case {
+    std::string file;
+    io::DType dtype;
+    double tolerance;
+  };
+  for (const Case& c : {Case{"vae_f32.pth", io::DType::F32, 0.0}, Case{"vae_bf16.pth", io::DType::BF16, 1e-2},
+                        Case{"vae_f16.pth", io::DType::F16, 1e-3}, Case{"vae.safetensors", io::DType::F32, 0.0}}) {
+    SCOPED_TRACE(c.file);
+    const auto path = (dir / c.file).string();
+    auto tensors = tensors_of(source, c.dtype);
+    if (c.file.find(".pth") != std::string::npos) io::write_torch_state_dict(path, tensors.entries);
+    else io::save_state_dict(*source, path);
+    EXPECT_EQ(io::TensorFile(path).tensors().size(), tiny.parameter_shapes().size());
+    WanVae loaded = load_wan_vae(path, tiny);
+    auto expected = source->named_parameters();
+    for (const auto& p : loaded->named_parameters()) {
+      const auto& want = expected[p.key()];
+      EXPECT_LE(test::max_abs_diff(p.value(), want), c.tolerance * (1 + want.abs().max().item<double>())) << p.key();
+    }
+  }
+
+  // Frames 1 + 4k -> 1 + k latents -> 1 + 4k frames, at the project's boundary ([B, F, 3, H, W] in [0, 1]).
+  WanLatentCodec codec(load_wan_vae((dir / "vae_f32.pth").string(), tiny));
+  auto frames = torch::rand({1, 9, 3, 16, 24});
+  auto latents = codec.encode(frames);
+  EXPECT_EQ(latents.sizes(), (at::IntArrayRef{1, 16, 3, 2, 3}));
+  auto back = codec.decode(latents);
+  EXPECT_EQ(back.sizes(), frames.sizes());
+  EXPECT_GE(back.min().item<double>(), 0.0);
+  EXPECT_LE(back.max().item<double>(), 1.0);
+  // The normalisation is Wan's: mu = z_norm * std + mean, channel by channel.
+  torch::NoGradGuard no_grad;
+  auto mu = source->encode(WanLatentCodec::to_wan_frames(frames));
+  EXPECT_LT(test::max_abs_diff(codec.denormalize_frame(latents.select(2, 1)), mu.select(2, 1)), 1e-4);
+  EXPECT_NEAR((mu[0][3].mean() - latents[0][3].mean() * kWanLatentStd[3] - kWanLatentMean[3]).item<double>(), 0, 1e-4);
+}
+
+TEST(WanVaeLoading, ReadsTheTensorsLibtorchsTorchSaveFormatHolds) {
+  // torch::pickle_save writes the format of Python's torch.save: an independent writer for our reader.
+  c10::Dict<std::string, at::Tensor> dict;
+  auto a = torch::randn({4, 3, 2});
+  auto b = torch::randn({5, 6}).to(at::kBFloat16);
+  auto base = torch::randn({3, 4});
+  dict.insert("encoder.conv1.weight", a);
+  dict.insert("decoder.head.0.gamma", b);
+  dict.insert("transposed", base.t());  // non-contiguous: strides (1, 4)
+  dict.insert("sliced", base.narrow(0, 1, 2));  // storage offset 4
+  const auto bytes = torch::pickle_save(dict);
+  const auto path = test::temp_dir("wan_vae_pickle") / "libtorch.pth";
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+
+  io::TensorFile file(path.string());
+  ASSERT_EQ(file.tensors().size(), 4u);
+  auto read = [&](const std::string& name, at::ScalarType type) {
+    const io::TensorInfo* info = file.find(name);
+    EXPECT_NE(info, nullptr) << name;
+    auto t = at::empty(info->shape, at::TensorOptions().dtype(type));
+    file.copy_to(*info, t.data_ptr());
+    return t;
+  };
+  EXPECT_TRUE(read("encoder.conv1.weight", at::kFloat).equal(a));
+  EXPECT_TRUE(read("decoder.head.0.gamma", at::kBFloat16).equal(b));
+  EXPECT_EQ(file.find("decoder.head.0.gamma")->dtype, io::DType::BF16);
+  EXPECT_TRUE(read("transposed", at::kFloat).equal(base.t()));
+  EXPECT_TRUE(read("sliced", at::kFloat).equal(base.narrow(0, 1, 2)));
+}
+
+TEST(WanVaeLoading, LibtorchReadsTheStateDictsWeWrite) {
+  WanVae vae = tiny_vae(6);
+  const auto path = test::temp_dir("wan_vae_write") / "vae.pth";
+  auto tensors = tensors_of(vae, io::DType::F32);
+  io::write_torch_state_dict(path.string(), tensors.entries);
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto value = torch::pickle_load(bytes);
+  ASSERT_TRUE(value.isGenericDict());
+  const auto dict = value.toGenericDict();
+  EXPECT_EQ(dict.size(), tensors.entries.size());
+  for (const auto& p : vae->named_parameters())
+    EXPECT_TRUE(dict.at(p.key()).toTensor().equal(p.value())) << p.key();
+}
+
+TEST(WanVaeLoading, WrongLayoutIsRefusedNamingTheFileAndTensor) {
+  WanVae source = tiny_vae(7);
+  const auto dir = test::temp_dir("wan_vae_wrong");
+  const auto tiny = wan_vae_preset("wan-vae-tiny");
+  auto write = [&](const std::string& file, const std::function<void(TensorsToWrite&)>& edit) {
+    auto tensors = tensors_of(source, io::DType::F32);
+    edit(tensors);
+    const auto path = (dir / file).string();
+    io::write_torch_state_dict(path, tensors.entries);
+    return path;
+  };
+  auto expect_refused = [&](const std::string& path, std::vector<std::string> words) {
+    WanVae target(tiny);
+    const auto before = target->named_parameters()["decoder.conv1.weight"].clone();
+    const std::string message = error_of([&] { io::load_state_dict(*target, path); });
+    for (const auto& w : words) EXPECT_NE(message.find(w), std::string::npos) << "'" << w << "' not in: " << message;
+    EXPECT_TRUE(target->named_parameters()["decoder.conv1.weight"].equal(before));  // all or nothing
+  };
+
+  const auto missing = write("missing.pth", [](TensorsToWrite& t) {
+    auto& e = t.entries;
+    e.erase(std::find_if(e.begin(), e.end(), [](const io::TensorToWrite& x) { return x.name == "decoder.head.2.bias"; }));
+  });
+  expect_refused(missing, {missing, "'decoder.head.2.bias'", "missing"});
+
+  const auto unexpected = write("unexpected.pth", [](TensorsToWrite& t) {
+    t.add("decoder.head.3.weight", torch::zeros({3}), io::DType::F32);
+  });
+  expect_refused(unexpected, {unexpected, "'decoder.head.3.weight'", "not part of the model"});
+
+  const auto wrong_shape = write("wrong_shape.pth", [](TensorsToWrite& t) {
+    for (auto& e : t.entries)
+      if (e.name == "decoder.upsamples.3.time_conv.weight") e.shape = {e.shape[0] / 2, e.shape[1] * 2, 3, 1, 1};
+  });
+  expect_refused(wrong_shape, {wrong_shape, "'decoder.upsamples.3.time_conv.weight'", "shape"});
+
+  // A file of another layout altogether (the tiny autoencoder's names) is refused, naming a tensor it lacks.
+  const auto foreign = (dir / "foreign.safetensors").string();
+  auto zero = torch::zeros({4});
+  io::write_safetensors(foreign, {{"decoder.1.weight", io::DType::F32, {4}, zero.data_ptr()}});
+  expect_refused(foreign, {foreign, "missing"});
+}
+
+TEST(WanVaeLoading, TruncatedFilesAreRefusedNamingTheFileAndTensor) {
+  WanVae source = tiny_vae(8);
+  const auto dir = test::temp_dir("wan_vae_truncated");
+  const auto safetensors = (dir / "cut.safetensors").string();
+  io::save_state_dict(*source, safetensors);
+  truncate_file(safetensors, 0.6);
+  WanVae target(wan_vae_preset("wan-vae-tiny"));
+  const auto st_message = error_of([&] { io::load_state_dict(*target, safetensors); });
+  EXPECT_NE(st_message.find(safetensors + ": tensor '"), std::string::npos) << st_message;  // names the tensor
+  EXPECT_NE(st_message.find("truncated"), std::string::npos) << st_message;
+
+  const auto pth = (dir / "cut.pth").string();
+  auto tensors = tensors_of(source, io::DType::F32);
+  io::write_torch_state_dict(pth, tensors.entries);
+  truncate_file(pth, 0.6);
+  const auto pth_message = error_of([&] { io::load_state_dict(*target, pth); });
+  EXPECT_NE(pth_message.find(pth), std::string::npos) << pth_message;
+  EXPECT_NE(pth_message.find("truncated"), std::string::npos) << pth_message;
+  EXPECT_NE(pth_message.find("tensor '"), std::string::npos) << pth_message;  // the one the file stops in
+  EXPECT_NE(pth_message.find("cut off"), std::string::npos) << pth_message;
+}

@@ -1,5 +1,7 @@
 #include "motionstream/io/state_dict.h"
 
+#include "motionstream/io/tensor_file.h"
+
 #include <cstring>
 #include <set>
 #include <sstream>
@@ -50,7 +52,7 @@ at::Tensor read_tensor(const SafetensorsFile& file, const TensorInfo& info) {
 }
 
 LoadReport load_state_dict(torch::nn::Module& module, const std::string& path, const LoadOptions& options) {
-  SafetensorsFile file(path);
+  TensorFile file(path);
   auto targets = module_tensors(module);
   LoadReport report;
   std::vector<std::pair<const TensorInfo*, at::Tensor>> plan;
@@ -88,7 +90,19 @@ LoadReport load_state_dict(torch::nn::Module& module, const std::string& path, c
                            std::to_string(report.unexpected.size()) + " unexpected tensors)");
 
   at::NoGradGuard no_grad;
-  for (auto& [info, target] : plan) target.copy_(read_tensor(file, *info));
+  auto read = [&](const TensorInfo& info) {
+    auto stored = at::empty(info.shape, at::TensorOptions().dtype(scalar_type(info.dtype)));
+    file.copy_to(info, stored.data_ptr());
+    return stored;
+  };
+  if (!file.reads_cannot_fail()) {
+    // Reading a zip entry can still fail (CRC): read everything before the first copy, to stay all-or-nothing.
+    std::vector<at::Tensor> stored;
+    for (auto& [info, target] : plan) stored.push_back(read(*info));
+    for (size_t i = 0; i < plan.size(); ++i) plan[i].second.copy_(stored[i]);
+  } else {
+    for (auto& [info, target] : plan) target.copy_(read(*info));
+  }
   return report;
 }
 

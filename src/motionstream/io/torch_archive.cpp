@@ -65,10 +65,13 @@ constexpr uint32_t kZip64Marker = 0xFFFFFFFFu;
 }  // namespace
 
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw std::runtime_error(path + ": cannot open (" + std::strerror(errno) + ")");
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw std::runtime_error(path + ": read error");
+  const std::streamoff size = in.tellg();
+  if (size < 0) throw std::runtime_error(path + ": cannot tell its size");
+  std::vector<uint8_t> bytes(static_cast<size_t>(size));  // one read: checkpoints run to hundreds of MB
+  in.seekg(0);
+  if (!in.read(reinterpret_cast<char*>(bytes.data()), size)) throw std::runtime_error(path + ": read error");
   return bytes;
 }
 
@@ -175,6 +178,12 @@ size_t ZipArchive::parse_central_entry(size_t at) {
   return next;
 }
 
+uint64_t ZipArchive::entry_size(const std::string& entry) const {
+  const auto it = index_.find(entry);
+  if (it == index_.end()) fail("no entry " + in_quotes(entry));
+  return entries_[it->second].size;
+}
+
 std::vector<uint8_t> ZipArchive::read(const std::string& entry) const {
   const auto it = index_.find(entry);
   if (it == index_.end()) fail("no entry " + in_quotes(entry));
@@ -204,6 +213,73 @@ std::vector<uint8_t> ZipArchive::read(const std::string& entry) const {
   return data;
 }
 
+namespace {
+void put_le(std::string& out, uint64_t value, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
+}
+}  // namespace
+
+std::string make_stored_zip(const std::vector<std::pair<std::string, std::string>>& entries) {
+  constexpr uint16_t kPaddingExtraId = 0x4246;  // "FB": the id torch.save uses for its alignment padding
+  constexpr uint16_t kDosDate = 0x21;           // 1980-01-01
+  std::string out, directory;
+  for (const auto& [name, data] : entries) {
+    const uint64_t offset = out.size();
+    const uint32_t crc = crc32(reinterpret_cast<const uint8_t*>(data.data()), data.size());
+    // Pad through the extra field so that the data starts on a 64-byte boundary (an extra field is >= 4 bytes).
+    size_t pad = (64 - (offset + kLocalHeaderSize + name.size() + 4) % 64) % 64 + 4;
+    put_le(out, kLocalHeaderSig, 4);
+    put_le(out, 20, 2);  // version needed: 2.0
+    put_le(out, 0, 2);   // flags
+    put_le(out, 0, 2);   // method: stored
+    put_le(out, 0, 2);   // time
+    put_le(out, kDosDate, 2);
+    put_le(out, crc, 4);
+    put_le(out, data.size(), 4);
+    put_le(out, data.size(), 4);
+    put_le(out, name.size(), 2);
+    put_le(out, pad, 2);
+    out += name;
+    put_le(out, kPaddingExtraId, 2);
+    put_le(out, pad - 4, 2);
+    out.append(pad - 4, 'Z');
+    out += data;
+
+    put_le(directory, kCentralHeaderSig, 4);
+    put_le(directory, 20, 2);  // made by
+    put_le(directory, 20, 2);  // needed
+    put_le(directory, 0, 2);
+    put_le(directory, 0, 2);
+    put_le(directory, 0, 2);
+    put_le(directory, kDosDate, 2);
+    put_le(directory, crc, 4);
+    put_le(directory, data.size(), 4);
+    put_le(directory, data.size(), 4);
+    put_le(directory, name.size(), 2);
+    put_le(directory, 0, 2);  // extra
+    put_le(directory, 0, 2);  // comment
+    put_le(directory, 0, 2);  // disk
+    put_le(directory, 0, 2);  // internal attributes
+    put_le(directory, 0, 4);  // external attributes
+    put_le(directory, offset, 4);
+    directory += name;
+  }
+  const uint64_t directory_offset = out.size();
+  out += directory;
+  if (out.size() > 0xFFFFFFFFull || entries.size() > 0xFFFF)
+    throw TorchArchiveError("zip archive of " + std::to_string(out.size()) + " bytes, " +
+                            std::to_string(entries.size()) + " entries needs zip64, which is not written");
+  put_le(out, kEndSig, 4);
+  put_le(out, 0, 2);
+  put_le(out, 0, 2);
+  put_le(out, entries.size(), 2);
+  put_le(out, entries.size(), 2);
+  put_le(out, directory.size(), 4);
+  put_le(out, directory_offset, 4);
+  put_le(out, 0, 2);  // comment
+  return out;
+}
+
 // ================================ pickle ================================
 
 const char* PickleValue::kind_name() const {
@@ -228,6 +304,10 @@ const char* PickleValue::kind_name() const {
       return "dict";
     case Kind::Global:
       return "global";
+    case Kind::Storage:
+      return "torch storage";
+    case Kind::Tensor:
+      return "torch.Tensor";
   }
   return "?";
 }
@@ -330,7 +410,8 @@ bool is_latin1_name(std::string encoding) {
 
 class PickleMachine {
  public:
-  PickleMachine(const std::vector<uint8_t>& bytes, const std::string& name) : bytes_(bytes), name_(name) {}
+  PickleMachine(const std::vector<uint8_t>& bytes, const std::string& name, bool allow_tensors)
+      : bytes_(bytes), name_(name), allow_tensors_(allow_tensors) {}
 
   PickleRef run() {
     while (true) {
@@ -455,7 +536,47 @@ class PickleMachine {
     if (fn == "_codecs.encode") return codecs_encode(args->items);
     if ((fn == "__builtin__.bytes" || fn == "builtins.bytes") && args->items.empty())
       return make(PickleValue::Kind::Bytes);
-    fail_here("calling " + fn + " is not supported (only _codecs.encode(str, 'latin1') and bytes())");
+    if (allow_tensors_) {
+      if (fn == "collections.OrderedDict" && args->items.empty()) return make(PickleValue::Kind::Dict);
+      if (fn == "torch._utils._rebuild_tensor_v2") return rebuild_tensor(args->items);
+      // TorchScript's pickler tags typed containers: restore_type_tag(obj, "Dict[str, Tensor]") is obj.
+      if (fn == "torch.jit._pickle.restore_type_tag" && args->items.size() == 2) return args->items[0];
+      if ((fn == "torch._utils._rebuild_parameter" || fn == "torch._utils._rebuild_parameter_with_state") &&
+          !args->items.empty() && args->items[0]->kind == PickleValue::Kind::Tensor)
+        return args->items[0];
+    }
+    fail_here("calling " + fn + " is not supported (only _codecs.encode(str, 'latin1') and bytes()" +
+              (allow_tensors_ ? std::string(", OrderedDict(), _rebuild_tensor_v2 and _rebuild_parameter)") : ")"));
+  }
+
+  // ---- tensors (allow_tensors_ only) ----
+  // Persistent id of a storage: ('storage', <storage type>, key, location, element count).
+  PickleRef storage(const PickleRef& pid) {
+    using Kind = PickleValue::Kind;
+    const auto& f = pid->items;
+    if (pid->kind != Kind::Tuple || f.size() != 5 || f[0]->kind != Kind::String || f[0]->text != "storage" ||
+        f[1]->kind != Kind::Global || f[2]->kind != Kind::String || f[4]->kind != Kind::Int)
+      fail_here("persistent id is not ('storage', type, key, location, count)");
+    auto s = make(Kind::Storage);
+    s->text = f[2]->text;
+    s->integer = f[4]->integer;
+    s->items = {f[1]};
+    return s;
+  }
+  // _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, backward_hooks[, metadata])
+  PickleRef rebuild_tensor(const std::vector<PickleRef>& a) {
+    using Kind = PickleValue::Kind;
+    if (a.size() < 4 || a[0]->kind != Kind::Storage || a[1]->kind != Kind::Int || a[2]->kind != Kind::Tuple ||
+        a[3]->kind != Kind::Tuple || a[2]->items.size() != a[3]->items.size())
+      fail_here("_rebuild_tensor_v2 expects (storage, offset, size, stride, ...)");
+    for (const auto& v : a[2]->items)
+      if (v->kind != Kind::Int) fail_here("tensor size holds a " + std::string(v->kind_name()));
+    for (const auto& v : a[3]->items)
+      if (v->kind != Kind::Int) fail_here("tensor stride holds a " + std::string(v->kind_name()));
+    auto t = make(Kind::Tensor);
+    t->integer = a[1]->integer;
+    t->items = {a[0], a[2], a[3]};
+    return t;
   }
   PickleRef codecs_encode(const std::vector<PickleRef>& args) {
     if (args.size() != 2 || args[0]->kind != PickleValue::Kind::String || args[1]->kind != PickleValue::Kind::String)
@@ -612,7 +733,29 @@ class PickleMachine {
       case '0':
         pop();
         break;
+      case 'b': {  // BUILD: attributes of the object below (a state dict's _metadata); not kept
+        if (!allow_tensors_) fail_here("not supported");
+        pop();
+        const auto kind = top()->kind;
+        if (kind != Kind::Dict && kind != Kind::Tensor) fail_here(std::string("cannot set the state of a ") + top()->kind_name());
+        break;
+      }
+      case 0x8a: {  // LONG1: little-endian two's complement of n <= 8 bytes
+        const uint8_t n = next_u8("LONG1");
+        if (n > 8) fail_here("integer of " + std::to_string(n) + " bytes does not fit in 64 bits");
+        const uint8_t* p = take(n, "LONG1");
+        uint64_t bits = 0;
+        for (int i = n - 1; i >= 0; --i) bits = (bits << 8) | p[i];
+        if (n > 0 && n < 8 && (p[n - 1] & 0x80)) bits |= ~uint64_t{0} << (8 * n);  // sign-extend
+        push_int(static_cast<int64_t>(bits));
+        break;
+      }
       case 'Q':
+        if (allow_tensors_) {
+          push(storage(pop()));
+          break;
+        }
+        [[fallthrough]];
       case 'P':
         fail_here(
             "not supported: the archive holds tensors or other persistent objects; only plain Python "
@@ -624,6 +767,7 @@ class PickleMachine {
 
   const std::vector<uint8_t>& bytes_;
   const std::string& name_;
+  bool allow_tensors_;
   size_t pos_ = 0, op_at_ = 0;
   uint8_t op_ = 0;
   std::vector<PickleRef> stack_;
@@ -637,17 +781,11 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 }  // namespace
 
-PickleRef unpickle(const std::vector<uint8_t>& bytes, const std::string& name_for_errors) {
-  return PickleMachine(bytes, name_for_errors).run();
+PickleRef unpickle(const std::vector<uint8_t>& bytes, const std::string& name_for_errors, bool allow_tensors) {
+  return PickleMachine(bytes, name_for_errors, allow_tensors).run();
 }
 
-PickleRef load_torch_archive(const std::string& path) {
-  std::vector<uint8_t> bytes = read_file_bytes(path);
-  // The pre-1.6 torch.save format is a bare pickle stream, recognisable by its PROTO opcode up front.
-  if (bytes.size() >= 2 && bytes[0] == 0x80 && bytes[1] <= 5)
-    throw TorchArchiveError(path +
-                            ": legacy (pre-zip) torch.save format is not supported; re-save it with torch >= 1.6");
-  ZipArchive zip(std::move(bytes), path);
+std::string torch_archive_pickle_entry(const ZipArchive& zip, const std::string& path) {
   std::string pickle_entry;
   for (const auto& name : zip.names()) {
     const bool top_level = name.find('/') == name.rfind('/');
@@ -659,6 +797,17 @@ PickleRef load_torch_archive(const std::string& path) {
   }
   if (pickle_entry.empty())
     throw TorchArchiveError(path + ": not a torch.save archive (no '<archive>/data.pkl' entry)");
+  return pickle_entry;
+}
+
+PickleRef load_torch_archive(const std::string& path) {
+  std::vector<uint8_t> bytes = read_file_bytes(path);
+  // The pre-1.6 torch.save format is a bare pickle stream, recognisable by its PROTO opcode up front.
+  if (bytes.size() >= 2 && bytes[0] == 0x80 && bytes[1] <= 5)
+    throw TorchArchiveError(path +
+                            ": legacy (pre-zip) torch.save format is not supported; re-save it with torch >= 1.6");
+  ZipArchive zip(std::move(bytes), path);
+  const std::string pickle_entry = torch_archive_pickle_entry(zip, path);
   return unpickle(zip.read(pickle_entry), path + ":" + pickle_entry);
 }
 

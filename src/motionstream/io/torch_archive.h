@@ -38,6 +38,7 @@ class ZipArchive {
 
   const std::vector<std::string>& names() const { return names_; }  // in central-directory order
   bool contains(const std::string& entry) const { return index_.count(entry) != 0; }
+  uint64_t entry_size(const std::string& entry) const;  // uncompressed bytes; throws for an absent entry
   std::vector<uint8_t> read(const std::string& entry) const;  // CRC-32 checked
 
  private:
@@ -59,13 +60,21 @@ class ZipArchive {
   std::unordered_map<std::string, size_t> index_;
 };
 
+// A zip archive of stored (uncompressed) entries, in the given order, each entry's data aligned to 64 bytes through
+// its local header's extra field, as torch.save lays them out. No zip64: throws TorchArchiveError past 4 GiB.
+std::string make_stored_zip(const std::vector<std::pair<std::string, std::string>>& entries);
+
 // A value built by the pickle machine below. Lists, dicts and tuples share their items, so that a memoised list
 // that is appended to later is seen changed everywhere, as in Python.
 struct PickleValue;
 using PickleRef = std::shared_ptr<PickleValue>;
 
 struct PickleValue {
-  enum class Kind { None, Bool, Int, Float, String, Bytes, Tuple, List, Dict, Global };
+  // Storage and Tensor only appear when unpickling with tensors allowed (a torch.save'd state dict):
+  //   Storage: text = the storage's key (its entry "<archive>/data/<key>"), integer = element count,
+  //            items = {the storage type, a Global such as torch.FloatStorage};
+  //   Tensor:  integer = storage offset (elements), items = {Storage, size Tuple, stride Tuple}.
+  enum class Kind { None, Bool, Int, Float, String, Bytes, Tuple, List, Dict, Global, Storage, Tensor };
   Kind kind = Kind::None;
   bool boolean = false;
   int64_t integer = 0;
@@ -80,10 +89,16 @@ struct PickleValue {
 // memo). The only callables REDUCE may apply are _codecs.encode(str, 'latin1') and bytes(), which is how protocol 2
 // spells a bytes object. Anything else (persistent ids, objects, other globals) throws TorchArchiveError naming
 // name_for_errors, the opcode and its byte offset.
-PickleRef unpickle(const std::vector<uint8_t>& bytes, const std::string& name_for_errors);
+// With `allow_tensors`, what torch.save writes for a state dict is understood too: persistent ids of storages,
+// torch._utils._rebuild_tensor_v2 / _rebuild_parameter, collections.OrderedDict() and BUILD on a dict (its
+// attributes, such as _metadata, are dropped).
+PickleRef unpickle(const std::vector<uint8_t>& bytes, const std::string& name_for_errors, bool allow_tensors = false);
 
 // The object a torch.save archive holds (its "<archive>/data.pkl").
 PickleRef load_torch_archive(const std::string& path);
+// The name of the archive's pickle entry ("<archive>/data.pkl"); throws TorchArchiveError naming `path` when the
+// zip is not a torch.save archive.
+std::string torch_archive_pickle_entry(const ZipArchive& zip, const std::string& path);
 // The same, for an archive whose object must be a bytes object.
 std::vector<uint8_t> load_torch_saved_bytes(const std::string& path);
 
