@@ -1,8 +1,9 @@
 // motionstream: the command-line front end of the library.
 //   motionstream info [--preset NAME]                 a model preset: config, tensor and parameter counts
 //   motionstream inspect FILE [--preset NAME] [--prefix P]
-//                                                     tensors of a safetensors file; with --preset, which tensors
-//                                                     are missing, unexpected or of the wrong shape for that model
+//                                                     tensors of a safetensors or torch.save (.pth) file; with
+//                                                     --preset (a DiT preset, or wan-vae), which tensors are
+//                                                     missing, unexpected or of the wrong shape for that model
 //   motionstream generate | tracks | eval ...         offline generation, track tools, evaluation (docs/USAGE.md;
 //                                                     built when OpenCV is present)
 //   motionstream demo | serve [...]                   the live server and web app (docs/PROTOCOL.md; built when
@@ -20,7 +21,9 @@
 
 #include "motionstream/io/checkpoint_layout.h"
 #include "motionstream/io/safetensors.h"
+#include "motionstream/io/tensor_file.h"
 #include "motionstream/model/dit_config.h"
+#include "motionstream/model/vae/wan_vae_config.h"
 #include "motionstream/train/causal_init.h"
 #include "motionstream/train/dmd.h"
 #include "motionstream/train/teacher_trainer.h"
@@ -49,6 +52,16 @@ int info(int argc, char** argv) {
   std::vector<std::string> names = args.has("preset") ? std::vector<std::string>{args.str("preset", "")}
                                                       : dit_preset_names();
   for (const auto& name : names) {
+    if (is_wan_vae_preset(name)) {
+      const WanVaeConfig c = wan_vae_preset(name);
+      std::cout << nlohmann::json{{"name", c.name}, {"base_dim", c.base_dim}, {"z_dim", c.z_dim},
+                                  {"dim_mult", c.dim_mult}, {"num_res_blocks", c.num_res_blocks},
+                                  {"temporal_downsample", c.temporal_downsample},
+                                  {"tensors", c.parameter_shapes().size()}, {"parameters", c.parameter_count()}}
+                       .dump()
+                << "\n";
+      continue;
+    }
     const DitConfig c = dit_preset(name);
     nlohmann::json j = c;
     j["tensors"] = c.parameter_shapes().size();
@@ -62,7 +75,7 @@ int info(int argc, char** argv) {
 int inspect(int argc, char** argv) {
   CliArgs args(argc, argv, 2, {"preset", "prefix"});
   if (args.positional().size() != 1) throw std::invalid_argument("usage: motionstream inspect FILE [--preset NAME]");
-  io::SafetensorsFile file(args.positional()[0]);
+  io::TensorFile file(args.positional()[0]);
   int64_t total = 0;
   std::map<std::string, std::vector<int64_t>> stored;
   const std::string prefix = args.str("prefix", "");
@@ -80,10 +93,12 @@ int inspect(int argc, char** argv) {
               wrappers.empty() ? "" : (", parts: " + wrappers).c_str());
   if (!args.has("preset")) return 0;
 
-  const DitConfig c = dit_preset(args.str("preset", ""));
+  const std::string preset = args.str("preset", "");
+  const auto expected_shapes =
+      is_wan_vae_preset(preset) ? wan_vae_preset(preset).parameter_shapes() : dit_preset(preset).parameter_shapes();
   int problems = 0;
   std::map<std::string, bool> expected;
-  for (const auto& [name, shape] : c.parameter_shapes()) {
+  for (const auto& [name, shape] : expected_shapes) {
     expected[name] = true;
     auto it = stored.find(name);
     if (it == stored.end()) {
@@ -100,7 +115,7 @@ int inspect(int argc, char** argv) {
       std::printf("unexpected  %s\n", name.c_str());
       ++problems;
     }
-  std::printf("%s: %d problem(s) against preset %s\n", file.path().c_str(), problems, c.name.c_str());
+  std::printf("%s: %d problem(s) against preset %s\n", file.path().c_str(), problems, preset.c_str());
   return problems == 0 ? 0 : 1;
 }
 
@@ -168,7 +183,8 @@ void usage() {
   std::fprintf(stderr,
                "usage: motionstream <command> [options]\n"
                "  info [--preset NAME]                          model presets: config, tensors, parameters\n"
-               "  inspect FILE [--preset NAME] [--prefix P]     tensors of a safetensors file, checked against a preset\n"
+               "  inspect FILE [--preset NAME] [--prefix P]     tensors of a safetensors or .pth file, checked against a\n"
+               "                                                preset (a DiT preset or wan-vae)\n"
                "  train vae|teacher|causal|dmd --run DIR [--config FILE] [--FIELD VALUE ...] [--max-minutes M] [--max-steps N] [--export]\n"
                "                                                a training stage on the synthetic world (resumable)\n"
 #ifdef MS_WITH_MEDIA

@@ -371,3 +371,33 @@ TEST(WanVaeLoading, TruncatedFilesAreRefusedNamingTheFileAndTensor) {
   EXPECT_NE(pth_message.find("tensor '"), std::string::npos) << pth_message;  // the one the file stops in
   EXPECT_NE(pth_message.find("cut off"), std::string::npos) << pth_message;
 }
+
+TEST(WanVaeInspect, CliReportsMissingAndWrongShapesAgainstThePreset) {
+  WanVae vae = tiny_vae(9);
+  const auto dir = test::temp_dir("wan_vae_inspect");
+  auto tensors = tensors_of(vae, io::DType::BF16);
+  const auto good = (dir / "tiny.pth").string();
+  io::write_torch_state_dict(good, tensors.entries);
+  tensors.entries.pop_back();  // decoder.head.2.bias
+  const auto short_one = (dir / "short.pth").string();
+  io::write_torch_state_dict(short_one, tensors.entries);
+
+  auto inspect = [&](const std::string& file, const std::string& preset, std::string* out) {
+    const auto log = dir / "inspect.log";
+    const int status = std::system((std::string(MS_CLI_PATH) + " inspect " + file + " --preset " + preset + " > " +
+                                    log.string() + " 2>&1")
+                                       .c_str());
+    std::ifstream in(log);
+    out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  std::string out;
+  EXPECT_EQ(inspect(good, "wan-vae-tiny", &out), 0) << out;
+  EXPECT_NE(out.find("layout: wan-vae (base dim 8, 16 latent channels)"), std::string::npos) << out;
+  EXPECT_NE(out.find("0 problem(s) against preset wan-vae-tiny"), std::string::npos) << out;
+  EXPECT_EQ(inspect(short_one, "wan-vae-tiny", &out), 1) << out;
+  EXPECT_NE(out.find("missing     decoder.head.2.bias [3]"), std::string::npos) << out;
+  EXPECT_EQ(inspect(good, "wan-vae", &out), 1) << out;
+  EXPECT_NE(out.find("wrong shape encoder.conv1.weight: file [8, 3, 3, 3, 3], model [96, 3, 3, 3, 3]"), std::string::npos)
+      << out;
+}
