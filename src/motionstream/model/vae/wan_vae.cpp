@@ -333,7 +333,8 @@ at::Tensor WanStreamingDecoder::push(const at::Tensor& latent) {
   TORCH_CHECK(latent.dim() == 4 && latent.size(1) == vae_->config().z_dim, "WanStreamingDecoder::push: latent must be [B, ",
               vae_->config().z_dim, ", h, w], got ", latent.sizes());
   cache_.begin_chunk();
-  auto x = vae_->conv2->forward(latent.unsqueeze(2));  // [B, z, 1, h, w]
+  // In the model's dtype, so that fp32 latents from the sampler feed a bf16 / fp16 VAE as they are.
+  auto x = vae_->conv2->forward(latent.unsqueeze(2).to(vae_->conv2->weight.scalar_type()));  // [B, z, 1, h, w]
   ++latents_seen_;
   return vae_->decoder->forward(x, &cache_);
 }

@@ -171,8 +171,9 @@ TORCH_MODULE(WanVae);
 class WanStreamingDecoder {
  public:
   explicit WanStreamingDecoder(WanVae vae);
-  // latent [B, z_dim, h, w] (raw mu, not normalised) -> frames [B, 3, n, 8h, 8w], roughly in [-1, 1] (not clamped),
-  // n = 1 for the first latent after reset(), else 4.
+  // latent [B, z_dim, h, w] (raw mu, not normalised; any float dtype, run in the model's) -> frames
+  // [B, 3, n, 8h, 8w] in the model's dtype, roughly in [-1, 1] (not clamped), n = 1 for the first latent after
+  // reset(), else 4.
   at::Tensor push(const at::Tensor& latent);
   void reset();
   int64_t latents_seen() const { return latents_seen_; }
