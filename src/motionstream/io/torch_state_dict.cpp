@@ -87,8 +87,8 @@ uint64_t le(const std::vector<uint8_t>& b, size_t at, int bytes) {
       else if (first_cut.empty()) first_cut = name;
     });
   if (first_cut.empty()) throw TorchArchiveError(head);
-  throw TorchArchiveError(head + ": tensor " + single_quoted(first_cut) + " is cut off or missing (" + std::to_string(intact) +
-                          " of " + std::to_string(total) + " tensors complete)");
+  throw TorchArchiveError(head + ": tensor " + single_quoted(first_cut) + " is cut off or missing (" +
+                          std::to_string(intact) + " of " + std::to_string(total) + " tensors complete)");
 }
 
 }  // namespace
@@ -118,7 +118,9 @@ TorchStateDictFile::TorchStateDictFile(const std::string& path) : path_(path) {
 }
 
 void TorchStateDictFile::add(const std::string& name, const PickleValue& tensor, const std::string& archive) {
-  auto bad = [&](const std::string& why) { throw TorchArchiveError(path_ + ": tensor " + single_quoted(name) + ": " + why); };
+  auto bad = [&](const std::string& why) {
+    throw TorchArchiveError(path_ + ": tensor " + single_quoted(name) + ": " + why);
+  };
   if (index_.count(name)) bad("appears twice");
   const PickleValue& storage = *tensor.items[0];
   const std::string& cls = storage.items[0]->text;
@@ -147,8 +149,8 @@ void TorchStateDictFile::add(const std::string& name, const PickleValue& tensor,
   const uint64_t stored = zip_->entry_size(source.entry);
   const uint64_t expected = static_cast<uint64_t>(storage.integer) * dtype_size(info.dtype);
   if (stored != expected)
-    bad("its data entry " + single_quoted(source.entry) + " holds " + std::to_string(stored) + " bytes, the storage needs " +
-        std::to_string(expected) + " (truncated or corrupt)");
+    bad("its data entry " + single_quoted(source.entry) + " holds " + std::to_string(stored) +
+        " bytes, the storage needs " + std::to_string(expected) + " (truncated or corrupt)");
   info.begin = 0;
   info.end = static_cast<uint64_t>(info.numel()) * dtype_size(info.dtype);
 

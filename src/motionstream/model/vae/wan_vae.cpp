@@ -99,7 +99,9 @@ WanResidualBlockImpl::WanResidualBlockImpl(int64_t in, int64_t out) {
 }
 
 at::Tensor WanResidualBlockImpl::forward(const at::Tensor& x, WanFeatureCache* cache) {
-  auto conv = [&](CausalConv3d& c, const at::Tensor& h) { return cache ? c->forward(h, cache->next_slot()) : c->forward(h); };
+  auto conv = [&](CausalConv3d& c, const at::Tensor& h) {
+    return cache ? c->forward(h, cache->next_slot()) : c->forward(h);
+  };
   auto h = conv(conv1, at::silu(norm1->forward(x)));
   h = conv(conv2, at::silu(norm2->forward(h)));  // dropout (residual.5) is 0 in the published model
   return h + (shortcut ? shortcut->forward(x) : x);
@@ -128,8 +130,8 @@ at::Tensor WanAttentionBlockImpl::forward(const at::Tensor& x) {
 WanResampleImpl::WanResampleImpl(int64_t dim, Mode mode) : mode(mode) {
   auto resample = group(*this, "resample");
   const bool up = mode == Mode::Upsample2d || mode == Mode::Upsample3d;
-  conv = resample->register_module(
-      "1", up ? nn::Conv2d(nn::Conv2dOptions(dim, dim / 2, 3).padding(1)) : nn::Conv2d(nn::Conv2dOptions(dim, dim, 3).stride(2)));
+  conv = resample->register_module("1", up ? nn::Conv2d(nn::Conv2dOptions(dim, dim / 2, 3).padding(1))
+                                            : nn::Conv2d(nn::Conv2dOptions(dim, dim, 3).stride(2)));
   if (mode == Mode::Upsample3d) time_conv = register_module("time_conv", CausalConv3d(dim, 2 * dim, 3, 1));
   if (mode == Mode::Downsample3d) time_conv = register_module("time_conv", CausalConv3d(dim, dim, 3, 1, 2, false));
 }
@@ -176,10 +178,11 @@ at::Tensor WanResampleImpl::forward(const at::Tensor& x, WanFeatureCache* cache)
     case Mode::Upsample2d:
       return per_frame(x, [&](const at::Tensor& f) { return conv->forward(upsample_nearest_2x(f)); });
     case Mode::Upsample3d:
-      return per_frame(upsample_time(x, cache), [&](const at::Tensor& f) { return conv->forward(upsample_nearest_2x(f)); });
+      return per_frame(upsample_time(x, cache),
+                       [&](const at::Tensor& f) { return conv->forward(upsample_nearest_2x(f)); });
     case Mode::Downsample2d:
     case Mode::Downsample3d: {
-      // Pad right and bottom only, so that the stride-2 conv centres on even pixels.
+      // One zero row and column after the image, none before: the stride-2 windows start at pixel 0; H -> H/2.
       auto y = per_frame(x, [&](const at::Tensor& f) { return conv->forward(at::constant_pad_nd(f, {0, 1, 0, 1})); });
       return mode == Mode::Downsample3d ? downsample_time(y, cache) : y;
     }
@@ -219,7 +222,8 @@ WanEncoder3dImpl::WanEncoder3dImpl(const WanVaeConfig& c) {
   downsamples = register_module("downsamples", nn::ModuleList());
   for (size_t i = 0; i < stages; ++i) {
     int64_t in = dims[i];
-    for (int64_t r = 0; r < c.num_res_blocks; ++r, in = dims[i + 1]) downsamples->push_back(WanResidualBlock(in, dims[i + 1]));
+    for (int64_t r = 0; r < c.num_res_blocks; ++r, in = dims[i + 1])
+      downsamples->push_back(WanResidualBlock(in, dims[i + 1]));
     if (i + 1 != stages)
       downsamples->push_back(WanResample(dims[i + 1], c.temporal_downsample[i] ? WanResampleImpl::Mode::Downsample3d
                                                                                : WanResampleImpl::Mode::Downsample2d));
@@ -247,10 +251,12 @@ WanDecoder3dImpl::WanDecoder3dImpl(const WanVaeConfig& c) {
   upsamples = register_module("upsamples", nn::ModuleList());
   for (size_t i = 0; i < stages; ++i) {
     int64_t in = i == 0 ? dims[i] : dims[i] / 2;  // each upsampling halves the width
-    for (int64_t r = 0; r <= c.num_res_blocks; ++r, in = dims[i + 1]) upsamples->push_back(WanResidualBlock(in, dims[i + 1]));
+    for (int64_t r = 0; r <= c.num_res_blocks; ++r, in = dims[i + 1])
+      upsamples->push_back(WanResidualBlock(in, dims[i + 1]));
     if (i + 1 != stages) {
       const bool temporal = c.temporal_downsample[stages - 2 - i];  // mirrors the encoder
-      upsamples->push_back(WanResample(dims[i + 1], temporal ? WanResampleImpl::Mode::Upsample3d : WanResampleImpl::Mode::Upsample2d));
+      upsamples->push_back(
+          WanResample(dims[i + 1], temporal ? WanResampleImpl::Mode::Upsample3d : WanResampleImpl::Mode::Upsample2d));
     }
   }
   auto head = group(*this, "head");  // 0: norm, 1: SiLU, 2: conv

@@ -89,7 +89,8 @@ void WanVaeConfig::validate() const {
                                                   " entries (one per stage transition), got " +
                                                   std::to_string(temporal_downsample.size()));
   for (int64_t d : decoder_dims())
-    if (d % 2 != 0) throw config_error("base_dim", "decoder width " + std::to_string(d) + " must be even (upsampling halves it)");
+    if (d % 2 != 0)
+      throw config_error("base_dim", "decoder width " + std::to_string(d) + " must be even (upsampling halves it)");
 }
 
 std::vector<std::pair<std::string, std::vector<int64_t>>> WanVaeConfig::parameter_shapes() const {
@@ -105,7 +106,8 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> WanVaeConfig::paramete
     int64_t in = enc[i];
     for (int64_t r = 0; r < num_res_blocks; ++r, in = enc[i + 1])
       w.residual_block("encoder.downsamples." + std::to_string(index++) + ".", in, enc[i + 1]);
-    if (i + 1 != stages) w.downsample("encoder.downsamples." + std::to_string(index++) + ".", enc[i + 1], temporal_downsample[i]);
+    if (i + 1 != stages)
+      w.downsample("encoder.downsamples." + std::to_string(index++) + ".", enc[i + 1], temporal_downsample[i]);
   }
   w.middle("encoder.middle.", enc.back());
   w.video_norm("encoder.head.0", enc.back());
