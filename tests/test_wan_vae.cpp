@@ -292,6 +292,33 @@ TEST(WanVaeLoading, ReadsTheTensorsLibtorchsTorchSaveFormatHolds) {
   EXPECT_TRUE(read("sliced", at::kFloat).equal(base.narrow(0, 1, 2)));
 }
 
+TEST(WanVaeLoading, ReadsTheStateDictPickleOfPythonsTorchSave) {
+  // What Python's torch.save(model.state_dict()) writes (protocol 2): an OrderedDict with memo puts and gets,
+  // TUPLE2 for sizes, and a BUILD that sets its _metadata attribute after the items.
+  const std::string pickle(
+      "\x80\x02" "ccollections\nOrderedDict\nq\x00)Rq\x01(X\x01\x00\x00\x00wq\x02"
+      "ctorch._utils\n_rebuild_tensor_v2\nq\x03((X\x07\x00\x00\x00storageq\x04"
+      "ctorch\nFloatStorage\nq\x05X\x01\x00\x00\x00" "0q\x06X\x03\x00\x00\x00"
+      "cpuq\x07K\x06tq\x08QK\x00K\x02K\x03\x86q\x09K\x03K\x01\x86q\n\x89h\x00)Rq\x0btq\x0cRq\x0du"
+      "}q\x0eX\x09\x00\x00\x00_metadataq\x0fh\x00)Rq\x10X\x00\x00\x00\x00q\x11}q\x12"
+      "X\x07\x00\x00\x00versionq\x13K\x01sssb.",
+      225);
+  const std::vector<float> values{1, 2, 3, 4, 5, 6};
+  const std::string data(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+  const auto path = test::temp_dir("wan_vae_python") / "state_dict.pth";
+  io::write_file_atomically(path.string(), io::make_stored_zip({{"archive/data.pkl", pickle},
+                                                                {"archive/data/0", data},
+                                                                {"archive/version", "3\n"}}));
+  io::TensorFile file(path.string());
+  ASSERT_EQ(file.tensors().size(), 1u);
+  const io::TensorInfo& w = file.tensors()[0];
+  EXPECT_EQ(w.name, "w");
+  EXPECT_EQ(w.shape, (std::vector<int64_t>{2, 3}));
+  auto t = at::empty({2, 3});
+  file.copy_to(w, t.data_ptr());
+  EXPECT_TRUE(t.equal(torch::tensor({1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f}).view({2, 3})));
+}
+
 TEST(WanVaeLoading, LibtorchReadsTheStateDictsWeWrite) {
   WanVae vae = tiny_vae(6);
   const auto path = test::temp_dir("wan_vae_write") / "vae.pth";
