@@ -1,9 +1,10 @@
 // motionstream: the command-line front end of the library.
-//   motionstream info [--preset NAME]                 a model preset (DiT, or umT5: umt5-xxl, umt5-tiny): config,
+//   motionstream info [--preset NAME]                 a model preset (DiT; umT5: umt5-xxl, umt5-tiny; wan-vae): config,
 //                                                     tensor and parameter counts
 //   motionstream inspect FILE [--preset NAME] [--prefix P]
-//                                                     tensors of a safetensors or .pth file; with --preset, which tensors
-//                                                     are missing, unexpected or of the wrong shape for that model
+//                                                     tensors of a safetensors or torch.save (.pth) file; with
+//                                                     --preset (a DiT, umT5 or Wan VAE preset), which tensors are
+//                                                     missing, unexpected or of the wrong shape for that model
 //                                                     (umT5 presets read Wan or Hugging Face names)
 //   motionstream generate | tracks | eval ...         offline generation, track tools, evaluation (docs/USAGE.md;
 //                                                     built when OpenCV is present)
@@ -26,6 +27,7 @@
 #include "motionstream/io/tensor_file.h"
 #include "motionstream/model/dit_config.h"
 #include "motionstream/model/umt5_checkpoint.h"
+#include "motionstream/model/vae/wan_vae_config.h"
 #include "motionstream/train/causal_init.h"
 #include "motionstream/train/dmd.h"
 #include "motionstream/train/teacher_trainer.h"
@@ -64,6 +66,16 @@ int info(int argc, char** argv) {
       std::cout << nlohmann::json{{"name", u.name}, {"vocab", u.vocab}, {"dim", u.dim}, {"num_heads", u.num_heads},
                                   {"head_dim", u.head_dim}, {"ffn_dim", u.ffn_dim}, {"num_layers", u.num_layers},
                                   {"tensors", u.parameter_shapes().size()}, {"parameters", u.parameter_count()}}
+                       .dump()
+                << "\n";
+      continue;
+    }
+    if (is_wan_vae_preset(name)) {
+      const WanVaeConfig c = wan_vae_preset(name);
+      std::cout << nlohmann::json{{"name", c.name}, {"base_dim", c.base_dim}, {"z_dim", c.z_dim},
+                                  {"dim_mult", c.dim_mult}, {"num_res_blocks", c.num_res_blocks},
+                                  {"temporal_downsample", c.temporal_downsample},
+                                  {"tensors", c.parameter_shapes().size()}, {"parameters", c.parameter_count()}}
                        .dump()
                 << "\n";
       continue;
@@ -114,6 +126,8 @@ int inspect(int argc, char** argv) {
     for (const auto& [name, shape] : stored) converted[table->to_ours(name).value_or(name)] = shape;
     stored = std::move(converted);
     std::printf("names read as: %s\n", table->layout().c_str());
+  } else if (is_wan_vae_preset(preset)) {
+    shapes = wan_vae_preset(preset).parameter_shapes();
   } else {
     shapes = dit_preset(preset).parameter_shapes();
   }
@@ -204,7 +218,8 @@ void usage() {
   std::fprintf(stderr,
                "usage: motionstream <command> [options]\n"
                "  info [--preset NAME]                          model presets: config, tensors, parameters\n"
-               "  inspect FILE [--preset NAME] [--prefix P]     tensors of a safetensors or .pth file, checked against a preset\n"
+               "  inspect FILE [--preset NAME] [--prefix P]     tensors of a safetensors or .pth file, checked against a\n"
+               "                                                preset (DiT, umT5 or wan-vae)\n"
                "  train vae|teacher|causal|dmd --run DIR [--config FILE] [--FIELD VALUE ...] [--max-minutes M] [--max-steps N] [--export]\n"
                "                                                a training stage on the synthetic world (resumable)\n"
 #ifdef MS_WITH_MEDIA

@@ -1,15 +1,17 @@
-// Writes a state dict the way torch.save does (zip archive of stored entries, pickle protocol 2 with persistent
-// storage ids and _rebuild_tensor_v2), so that tests can check the .pth reader without Python. Test-only.
+// Writes a state dict the way Python's torch.save does (pickle protocol 2 with persistent storage ids and
+// _rebuild_tensor_v2, an OrderedDict with its _metadata set through BUILD, tensors saved as views: storage offsets,
+// transposed strides), so that tests can check the .pth reader without Python. Test-only: the library's own writer,
+// io::write_torch_state_dict, writes contiguous tensors in a plain dict; both use io::make_stored_zip.
 #pragma once
 
 #include <torch/torch.h>
 
-#include <array>
 #include <cstdint>
-#include <fstream>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "motionstream/io/torch_archive.h"
 
 namespace ms::test {
 
@@ -21,21 +23,6 @@ struct SavedTensor {
 };
 
 namespace torch_zip_detail {
-
-inline uint32_t crc32(const std::string& data) {
-  static const std::array<uint32_t, 256> table = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[i] = c;
-    }
-    return t;
-  }();
-  uint32_t c = 0xFFFFFFFFu;
-  for (unsigned char b : data) c = table[(c ^ b) & 0xFF] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFu;
-}
 
 inline void put(std::string& out, uint64_t value, int bytes) {
   for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
@@ -122,29 +109,7 @@ inline void write_torch_state_dict(const std::string& path, const std::vector<Sa
   entries.insert(entries.begin(), {archive + "/data.pkl", p.bytes()});
   entries.push_back({archive + "/version", "3\n"});
 
-  std::string zip, directory;
-  for (const auto& [name, data] : entries) {
-    const uint64_t offset = zip.size();
-    const uint32_t crc = crc32(data);
-    put(zip, 0x04034b50, 4);
-    put(zip, 20, 2), put(zip, 0, 2), put(zip, 0, 2), put(zip, 0, 2), put(zip, 0, 2);  // version, flags, stored, time, date
-    put(zip, crc, 4), put(zip, data.size(), 4), put(zip, data.size(), 4);
-    put(zip, name.size(), 2), put(zip, 0, 2);
-    zip += name + data;
-    put(directory, 0x02014b50, 4);
-    put(directory, 20, 2), put(directory, 20, 2), put(directory, 0, 2), put(directory, 0, 2), put(directory, 0, 2),
-        put(directory, 0, 2);
-    put(directory, crc, 4), put(directory, data.size(), 4), put(directory, data.size(), 4);
-    put(directory, name.size(), 2), put(directory, 0, 2), put(directory, 0, 2), put(directory, 0, 2),
-        put(directory, 0, 2), put(directory, 0, 4), put(directory, offset, 4);
-    directory += name;
-  }
-  const uint64_t directory_offset = zip.size();
-  zip += directory;
-  put(zip, 0x06054b50, 4);
-  put(zip, 0, 2), put(zip, 0, 2), put(zip, entries.size(), 2), put(zip, entries.size(), 2);
-  put(zip, directory.size(), 4), put(zip, directory_offset, 4), put(zip, 0, 2);
-  std::ofstream(path, std::ios::binary).write(zip.data(), static_cast<std::streamsize>(zip.size()));
+  io::write_file_atomically(path, io::make_stored_zip(entries));
 }
 
 }  // namespace ms::test

@@ -74,6 +74,12 @@ LayoutGuess recognise_layout(const std::vector<TensorInfo>& tensors) {
                return t.name.find("decoder.conv_in") != std::string::npos || t.name.find("encoder.conv1") != std::string::npos;
              })) {
     g.kind = "wan-vae";
+    // The published Wan2.1 VAE: encoder.conv1 [base_dim, 3, 3, 3, 3], conv2 [z_dim, z_dim, 1, 1, 1].
+    const auto* first = find_named(tensors, "encoder.conv1.weight");
+    const auto* latent = find_named(tensors, "conv2.weight");
+    if (first && latent && first->shape.size() == 5 && latent->shape.size() == 5)
+      g.detail = "base dim " + std::to_string(first->shape[0]) + ", " + std::to_string(latent->shape[0]) +
+                 " latent channels";
   } else if (std::any_of(tensors.begin(), tensors.end(), [](const TensorInfo& t) {
                return t.name.find("relative_attention_bias") != std::string::npos;
              })) {

@@ -4,6 +4,8 @@
 #include <set>
 #include <sstream>
 
+#include "motionstream/io/tensor_file.h"
+
 namespace ms::io {
 
 namespace {
@@ -50,7 +52,7 @@ at::Tensor read_tensor(const SafetensorsFile& file, const TensorInfo& info) {
 }
 
 LoadReport load_state_dict(torch::nn::Module& module, const std::string& path, const LoadOptions& options) {
-  SafetensorsFile file(path);
+  TensorFile file(path);
   auto targets = module_tensors(module);
   LoadReport report;
   std::vector<std::pair<const TensorInfo*, at::Tensor>> plan;
@@ -87,8 +89,10 @@ LoadReport load_state_dict(torch::nn::Module& module, const std::string& path, c
     throw SafetensorsError(path + ": tensor '" + report.unexpected.front() + "' is not part of the model (" +
                            std::to_string(report.unexpected.size()) + " unexpected tensors)");
 
+  // TensorFile checked every tensor's extent when it opened the file, so no read below fails: the module is left
+  // untouched (a refusal above) or fully loaded.
   at::NoGradGuard no_grad;
-  for (auto& [info, target] : plan) target.copy_(read_tensor(file, *info));
+  for (auto& [info, target] : plan) target.copy_(file.read(*info));
   return report;
 }
 

@@ -25,8 +25,10 @@ struct LoadReport {
   std::vector<std::string> loaded, missing, unexpected;
 };
 
-// Loads parameters and buffers by name. All-or-nothing: every name, shape and dtype is checked before any value is
-// copied, so a refused file leaves the module untouched. Errors name the file and the first offending tensor.
+// Loads parameters and buffers by name from a safetensors file or a torch.save'd state dict (.pth; see
+// tensor_file.h). All-or-nothing: every name, shape and dtype is checked before any value is copied, so a refused
+// file leaves the module untouched. Errors name the file and the first offending tensor. Stored F16/BF16 values are
+// converted to the module's dtype.
 LoadReport load_state_dict(torch::nn::Module& module, const std::string& path, const LoadOptions& options = {});
 
 // Writes every parameter and buffer, converted to `dtype` (F32, F16 or BF16), atomically.

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <unordered_map>
 
 #include "motionstream/io/state_dict.h"
@@ -82,31 +83,99 @@ at::ScalarType scalar_type(DType d) {
   return at::kFloat;
 }
 
+uint64_t le(const uint8_t* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+// Calls fn(name, tensor) for every tensor of a state dict, depth-first through nested dicts (names joined by '.'),
+// in the pickle's order. Keys that are not strings and values that are neither tensors nor dicts are skipped.
+void for_each_tensor(const PickleValue& dict, const std::string& prefix,
+                     const std::function<void(const std::string&, const TorchTensorRef&)>& fn) {
+  for (size_t i = 0; i + 1 < dict.items.size(); i += 2) {
+    const PickleValue& key = *dict.items[i];
+    const PickleValue& value = *dict.items[i + 1];
+    if (key.kind != PickleValue::Kind::String) continue;
+    if (value.kind == PickleValue::Kind::Tensor) fn(prefix + key.text, *value.tensor);
+    else if (value.kind == PickleValue::Kind::Dict) for_each_tensor(value, prefix + key.text + ".", fn);
+  }
+}
+
+// A file cut short loses the zip directory (it sits at the end). torch.save writes the pickle first and the tensor
+// data after it, so walking the local headers from the front still tells which tensor the file stops in.
+[[noreturn]] void explain_truncation(const std::string& path, const uint8_t* bytes, size_t size,
+                                     const std::string& why) {
+  struct Entry {
+    uint64_t begin, size;
+  };
+  std::unordered_map<std::string, Entry> complete;
+  std::string pickle_entry;
+  for (size_t at = 0; at + 30 <= size && le(bytes + at, 4) == 0x04034b50;) {
+    const uint64_t flags = le(bytes + at + 6, 2), method = le(bytes + at + 8, 2), name_size = le(bytes + at + 26, 2),
+                   extra_size = le(bytes + at + 28, 2);
+    uint64_t entry_size = le(bytes + at + 18, 4);
+    const uint64_t begin = at + 30 + name_size + extra_size;
+    if (begin > size || (flags & 8) || method != 0) break;  // cut inside the header, or sizes not in it
+    const std::string name(reinterpret_cast<const char*>(bytes + at + 30), name_size);
+    if (entry_size == 0xFFFFFFFFu)  // zip64: the sizes sit in the extra field (uncompressed, then compressed)
+      for (size_t x = at + 30 + name_size; x + 4 <= begin; x += 4 + le(bytes + x + 2, 2))
+        if (le(bytes + x, 2) == 1 && x + 20 <= begin) entry_size = le(bytes + x + 12, 8);
+    if (begin + entry_size > size) break;
+    complete[name] = {begin, entry_size};
+    if (name.size() > 9 && name.compare(name.size() - 9, 9, "/data.pkl") == 0) pickle_entry = name;
+    at = begin + entry_size;
+  }
+  const std::string head = path + ": the file looks truncated (" + std::to_string(size) + " bytes; " + why + ")";
+  if (pickle_entry.empty()) throw SafetensorsError(head + ": it stops before the list of tensors");
+  const Entry& p = complete[pickle_entry];
+  const PickleRef root = unpickle(std::vector<uint8_t>(bytes + p.begin, bytes + p.begin + p.size),
+                                  path + ":" + pickle_entry, /*allow_tensors=*/true);
+  const std::string archive = pickle_entry.substr(0, pickle_entry.find('/'));
+  int64_t intact = 0, total = 0;
+  std::string first_cut;
+  if (root->kind == PickleValue::Kind::Dict)
+    for_each_tensor(*root, "", [&](const std::string& name, const TorchTensorRef& ref) {
+      ++total;
+      if (complete.count(archive + "/data/" + ref.storage_key)) ++intact;
+      else if (first_cut.empty()) first_cut = name;
+    });
+  if (first_cut.empty()) throw SafetensorsError(head);
+  throw SafetensorsError(head + ": tensor '" + first_cut + "' is cut off or missing (" + std::to_string(intact) +
+                         " of " + std::to_string(total) + " tensors complete)");
+}
+
 }  // namespace
 
 // A state dict saved by torch.save: the pickle tells names, types and views; the values stay in the mapped file.
 class TensorFile::TorchZip {
  public:
   explicit TorchZip(const std::string& path) : path_(path), mapping_(path) {
-    zip_ = std::make_unique<ZipArchive>(mapping_.data, mapping_.size, path);
+    try {
+      zip_ = std::make_unique<ZipArchive>(mapping_.data, mapping_.size, path);
+    } catch (const TorchArchiveError& e) {
+      explain_truncation(path, mapping_.data, mapping_.size, e.what());
+    }
     const std::string pickle = torch_archive_pickle_entry(*zip_, path);
     archive_ = pickle.substr(0, pickle.find('/'));
+    const std::string byteorder = archive_ + "/byteorder";
+    if (zip_->contains(byteorder)) {
+      const auto order = zip_->read(byteorder);
+      if (std::string(order.begin(), order.end()) != "little")
+        throw SafetensorsError(path + ": big-endian tensor data is not supported");
+    }
     const PickleRef root = unpickle(zip_->read(pickle), path + ":" + pickle, /*allow_tensors=*/true);
     if (root->kind != PickleValue::Kind::Dict)
       throw SafetensorsError(path + ": the saved object is a " + root->kind_name() + ", not a state dict");
-    for (size_t i = 0; i + 1 < root->items.size(); i += 2) {
-      const PickleRef& key = root->items[i];
-      const PickleRef& value = root->items[i + 1];
-      if (key->kind != PickleValue::Kind::String || value->kind != PickleValue::Kind::Tensor)
-        throw SafetensorsError(path + ": entry " + std::to_string(i / 2) + " of the saved dict is not name -> tensor (" +
-                               key->kind_name() + " -> " + value->kind_name() + ")");
+    for_each_tensor(*root, "", [&](const std::string& name, const TorchTensorRef& ref) {
+      if (refs_.count(name)) throw SafetensorsError(path + ": tensor '" + name + "' appears twice");
       TensorInfo info;
-      info.name = key->text;
-      info.dtype = dtype_of_storage(value->tensor->element_type, path, info.name);
-      info.shape = value->tensor->size;
-      refs_.emplace(info.name, *value->tensor);
+      info.name = name;
+      info.dtype = dtype_of_storage(ref.element_type, path, name);
+      info.shape = ref.size;
+      refs_.emplace(name, ref);
       tensors_.push_back(std::move(info));
-    }
+    });
     for (const auto& info : tensors_) {
       int64_t span = 0;
       view_start(info, &span);
@@ -190,6 +259,7 @@ TensorFile::TensorFile(const std::string& path) : path_(path) {
     } catch (const TorchArchiveError& e) {
       throw SafetensorsError(e.what());  // already names the file; one error type for every checkpoint format
     }
+    for (size_t i = 0; i < tensors().size(); ++i) index_.emplace(tensors()[i].name, i);
     return;
   }
   std::vector<std::string> shard_paths{path};
@@ -201,6 +271,7 @@ TensorFile::TensorFile(const std::string& path) : path_(path) {
       shard_of_.push_back(shards_.size() - 1);
     }
   }
+  for (size_t i = 0; i < tensors().size(); ++i) index_.emplace(tensors()[i].name, i);
 }
 
 TensorFile::~TensorFile() = default;
@@ -209,11 +280,16 @@ const std::vector<TensorInfo>& TensorFile::tensors() const {
   return torch_zip_ ? torch_zip_->tensors() : shard_tensors_;
 }
 
+const TensorInfo* TensorFile::find(const std::string& name) const {
+  const auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &tensors()[it->second];
+}
+
 at::Tensor TensorFile::read(const TensorInfo& info) const {
+  const auto it = index_.find(info.name);
+  if (it == index_.end()) throw SafetensorsError(path_ + ": no tensor '" + info.name + "'");
   if (torch_zip_) return torch_zip_->read(info);
-  for (size_t i = 0; i < shard_tensors_.size(); ++i)
-    if (shard_tensors_[i].name == info.name) return read_tensor(*shards_[shard_of_[i]], shard_tensors_[i]);
-  throw SafetensorsError(path_ + ": no tensor '" + info.name + "'");
+  return read_tensor(*shards_[shard_of_[it->second]], shard_tensors_[it->second]);
 }
 
 }  // namespace ms::io

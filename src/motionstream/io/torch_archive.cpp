@@ -65,10 +65,13 @@ constexpr uint32_t kZip64Marker = 0xFFFFFFFFu;
 }  // namespace
 
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw std::runtime_error(path + ": cannot open (" + std::strerror(errno) + ")");
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw std::runtime_error(path + ": read error");
+  const std::streamoff size = in.tellg();
+  if (size < 0) throw std::runtime_error(path + ": cannot tell its size");
+  std::vector<uint8_t> bytes(static_cast<size_t>(size));  // one read: checkpoints run to hundreds of MB
+  in.seekg(0);
+  if (!in.read(reinterpret_cast<char*>(bytes.data()), size)) throw std::runtime_error(path + ": read error");
   return bytes;
 }
 
@@ -219,6 +222,73 @@ std::vector<uint8_t> ZipArchive::read(const std::string& entry) const {
   uint64_t size = 0;
   const uint8_t* data = locate(entry, /*check_crc=*/true, &size);
   return std::vector<uint8_t>(data, data + size);
+}
+
+namespace {
+void put_le(std::string& out, uint64_t value, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
+}
+}  // namespace
+
+std::string make_stored_zip(const std::vector<std::pair<std::string, std::string>>& entries) {
+  constexpr uint16_t kPaddingExtraId = 0x4246;  // "FB": the id torch.save uses for its alignment padding
+  constexpr uint16_t kDosDate = 0x21;           // 1980-01-01
+  std::string out, directory;
+  for (const auto& [name, data] : entries) {
+    const uint64_t offset = out.size();
+    const uint32_t crc = crc32(reinterpret_cast<const uint8_t*>(data.data()), data.size());
+    // Pad through the extra field so that the data starts on a 64-byte boundary (an extra field is >= 4 bytes).
+    size_t pad = (64 - (offset + kLocalHeaderSize + name.size() + 4) % 64) % 64 + 4;
+    put_le(out, kLocalHeaderSig, 4);
+    put_le(out, 20, 2);  // version needed: 2.0
+    put_le(out, 0, 2);   // flags
+    put_le(out, 0, 2);   // method: stored
+    put_le(out, 0, 2);   // time
+    put_le(out, kDosDate, 2);
+    put_le(out, crc, 4);
+    put_le(out, data.size(), 4);
+    put_le(out, data.size(), 4);
+    put_le(out, name.size(), 2);
+    put_le(out, pad, 2);
+    out += name;
+    put_le(out, kPaddingExtraId, 2);
+    put_le(out, pad - 4, 2);
+    out.append(pad - 4, 'Z');
+    out += data;
+
+    put_le(directory, kCentralHeaderSig, 4);
+    put_le(directory, 20, 2);  // made by
+    put_le(directory, 20, 2);  // needed
+    put_le(directory, 0, 2);
+    put_le(directory, 0, 2);
+    put_le(directory, 0, 2);
+    put_le(directory, kDosDate, 2);
+    put_le(directory, crc, 4);
+    put_le(directory, data.size(), 4);
+    put_le(directory, data.size(), 4);
+    put_le(directory, name.size(), 2);
+    put_le(directory, 0, 2);  // extra
+    put_le(directory, 0, 2);  // comment
+    put_le(directory, 0, 2);  // disk
+    put_le(directory, 0, 2);  // internal attributes
+    put_le(directory, 0, 4);  // external attributes
+    put_le(directory, offset, 4);
+    directory += name;
+  }
+  const uint64_t directory_offset = out.size();
+  out += directory;
+  if (out.size() > 0xFFFFFFFFull || entries.size() > 0xFFFF)
+    throw TorchArchiveError("zip archive of " + std::to_string(out.size()) + " bytes, " +
+                            std::to_string(entries.size()) + " entries needs zip64, which is not written");
+  put_le(out, kEndSig, 4);
+  put_le(out, 0, 2);
+  put_le(out, 0, 2);
+  put_le(out, entries.size(), 2);
+  put_le(out, entries.size(), 2);
+  put_le(out, directory.size(), 4);
+  put_le(out, directory_offset, 4);
+  put_le(out, 0, 2);  // comment
+  return out;
 }
 
 // ================================ pickle ================================
@@ -480,9 +550,11 @@ class PickleMachine {
     if (allow_tensors_) {
       if (fn == "collections.OrderedDict" && args->items.empty()) return make(PickleValue::Kind::Dict);
       if (fn == "torch._utils._rebuild_tensor_v2") return rebuild_tensor(args->items);
-      if (fn == "torch._utils._rebuild_parameter" && !args->items.empty() &&
-          args->items[0]->kind == PickleValue::Kind::Tensor)
-        return args->items[0];  // (tensor, requires_grad, hooks): the values are the tensor's
+      if ((fn == "torch._utils._rebuild_parameter" || fn == "torch._utils._rebuild_parameter_with_state") &&
+          !args->items.empty() && args->items[0]->kind == PickleValue::Kind::Tensor)
+        return args->items[0];  // (tensor, requires_grad, hooks[, state]): the values are the tensor's
+      // libtorch's pickler (torch::pickle_save) tags typed containers: restore_type_tag(obj, "Dict[str, Tensor]").
+      if (fn == "torch.jit._pickle.restore_type_tag" && args->items.size() == 2) return args->items[0];
     }
     fail_here("calling " + fn + " is not supported (only _codecs.encode(str, 'latin1') and bytes())");
   }

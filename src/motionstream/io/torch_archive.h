@@ -71,6 +71,10 @@ class ZipArchive {
   std::unordered_map<std::string, size_t> index_;
 };
 
+// A zip archive of stored (uncompressed) entries, in the given order, each entry's data aligned to 64 bytes through
+// its local header's extra field, as torch.save lays them out. No zip64: throws TorchArchiveError past 4 GiB.
+std::string make_stored_zip(const std::vector<std::pair<std::string, std::string>>& entries);
+
 // A value built by the pickle machine below. Lists, dicts and tuples share their items, so that a memoised list
 // that is appended to later is seen changed everywhere, as in Python.
 struct PickleValue;
@@ -105,8 +109,8 @@ struct PickleValue {
 // name_for_errors, the opcode and its byte offset.
 // With allow_tensors, also what a saved state dict holds: persistent storage ids ('storage', torch.<type>Storage,
 // key, location, numel) become Storage values, torch._utils._rebuild_tensor_v2 / _rebuild_parameter become Tensor
-// values (no data is read: see TorchTensorRef), collections.OrderedDict() a Dict, and BUILD (which attaches the
-// state dict's _metadata) is accepted and its state dropped.
+// values (no data is read: see TorchTensorRef), collections.OrderedDict() a Dict, libtorch's restore_type_tag(obj,
+// type) obj, and BUILD (which attaches the state dict's _metadata) is accepted and its state dropped.
 PickleRef unpickle(const std::vector<uint8_t>& bytes, const std::string& name_for_errors, bool allow_tensors = false);
 
 // The name of the archive's pickle, "<archive>/data.pkl"; its storages are "<archive>/data/<key>". Throws
