@@ -10,22 +10,6 @@ namespace ms::io {
 
 namespace {
 
-at::ScalarType scalar_type(DType d) {
-  switch (d) {
-    case DType::F64: return at::kDouble;
-    case DType::F32: return at::kFloat;
-    case DType::F16: return at::kHalf;
-    case DType::BF16: return at::kBFloat16;
-    case DType::I64: return at::kLong;
-    case DType::I32: return at::kInt;
-    case DType::I16: return at::kShort;
-    case DType::I8: return at::kChar;
-    case DType::U8: return at::kByte;
-    case DType::BOOL: return at::kBool;
-  }
-  throw std::logic_error("unreachable dtype");
-}
-
 bool is_float(DType d) { return d == DType::F64 || d == DType::F32 || d == DType::F16 || d == DType::BF16; }
 
 std::string shape_str(at::IntArrayRef shape) {

@@ -67,22 +67,6 @@ DType dtype_of_storage(const std::string& element_type, const std::string& path,
   return it->second;
 }
 
-at::ScalarType scalar_type(DType d) {
-  switch (d) {
-    case DType::F64: return at::kDouble;
-    case DType::F32: return at::kFloat;
-    case DType::F16: return at::kHalf;
-    case DType::BF16: return at::kBFloat16;
-    case DType::I64: return at::kLong;
-    case DType::I32: return at::kInt;
-    case DType::I16: return at::kShort;
-    case DType::I8: return at::kChar;
-    case DType::U8: return at::kByte;
-    case DType::BOOL: return at::kBool;
-  }
-  return at::kFloat;
-}
-
 uint64_t le(const uint8_t* p, int bytes) {
   uint64_t v = 0;
   for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
@@ -146,6 +130,22 @@ void for_each_tensor(const PickleValue& dict, const std::string& prefix,
 }
 
 }  // namespace
+
+at::ScalarType scalar_type(DType d) {
+  switch (d) {
+    case DType::F64: return at::kDouble;
+    case DType::F32: return at::kFloat;
+    case DType::F16: return at::kHalf;
+    case DType::BF16: return at::kBFloat16;
+    case DType::I64: return at::kLong;
+    case DType::I32: return at::kInt;
+    case DType::I16: return at::kShort;
+    case DType::I8: return at::kChar;
+    case DType::U8: return at::kByte;
+    case DType::BOOL: return at::kBool;
+  }
+  return at::kFloat;
+}
 
 // A state dict saved by torch.save: the pickle tells names, types and views; the values stay in the mapped file.
 class TensorFile::TorchZip {

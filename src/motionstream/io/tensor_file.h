@@ -22,6 +22,9 @@
 
 namespace ms::io {
 
+// The tensor type that holds a stored dtype.
+at::ScalarType scalar_type(DType d);
+
 class TensorFile {
  public:
   // Throws SafetensorsError (or TorchArchiveError for a damaged zip archive) naming the file.
