@@ -339,7 +339,7 @@ int run_generate(int argc, char** argv) {
   if (codec.channels() != dit_config.latent_channels)
     throw std::runtime_error(loaded.codec_folder + ": the codec has " + std::to_string(codec.channels()) +
                              " latent channels, the model " + std::to_string(dit_config.latent_channels));
-  const at::Tensor text = loaded.model->text->encode({prompt});                                   // [1, Lt, D]
+  const at::Tensor text = loaded.model->prompt_context({prompt});                                   // [1, Lt, D]
   const at::Tensor image_latent = codec.encode(fitted.image.view({1, 1, 3, H, W}).to(device)).select(2, 0);  // [1, C, h, w]
 
   StreamConfig config;

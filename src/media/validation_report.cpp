@@ -53,7 +53,7 @@ at::Tensor generate(const ValidationOptions& o, const world::Clip& clip, const M
   config.layout = o.layout;
   config.timesteps = FlowSchedule{model_shift(*model, 5.0)}.denoising_steps(o.steps > 0 ? o.steps : 3);
   config.seed = o.seed * 7919 + clip.seed;
-  const at::Tensor text = model->model->text->encode({clip.caption});
+  const at::Tensor text = model->model->prompt_context({clip.caption});
   const at::Tensor image_latent = codec->encode(first.view({1, 1, 3, o.height, o.width})).select(2, 0);
   StreamingGenerator generator(model->model->dit, config, text, image_latent, o.height / 8, o.width / 8);
   generator.set_tracks(tracks);

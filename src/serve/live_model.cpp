@@ -62,7 +62,7 @@ class ModelSource : public FrameSource {
  private:
   at::Tensor encode(const std::string& prompt) {  // -> [1, Lt, D]
     MotionModel model = live_.model_;  // a handle to the shared weights (encoding does not change them)
-    return model->text->encode({prompt});
+    return model->prompt_context({prompt});
   }
 
   const LiveModel& live_;

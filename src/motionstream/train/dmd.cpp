@@ -207,6 +207,7 @@ int64_t train_dmd(const DmdConfig& c, const std::string& run_dir, const RunLimit
   nlohmann::json extra = loaded_student.description;
   extra.erase("dit");
   extra.erase("vocabulary");
+  extra.erase("text_encoder");
   extra.erase("codec");
   extra["stage"] = "dmd";
   extra["steps"] = run.step();

@@ -38,6 +38,9 @@ void TeacherTrainConfig::validate() const {
   if (batch % world_size)
     throw std::invalid_argument("TeacherTrainConfig: batch " + std::to_string(batch) + " does not split over " +
                                 std::to_string(world_size) + " processes");
+  if (umt5.empty() != umt5_tokenizer.empty())
+    throw std::invalid_argument("TeacherTrainConfig: umt5 and umt5_tokenizer go together (got umt5 '" + umt5 +
+                                "', umt5_tokenizer '" + umt5_tokenizer + "')");
   const DitConfig model = ms::dit_preset(dit_preset);
   if (!model.image_condition || model.track_channels == 0)
     throw std::invalid_argument("TeacherTrainConfig.dit_preset '" + dit_preset +
@@ -105,7 +108,11 @@ double validation_loss(MotionModel& model, const TeacherTrainConfig& c, LatentCo
 void start_from(MotionModelImpl& model, const std::string& folder) {
   torch::NoGradGuard no_grad;
   LoadedMotionModel source = load_motion_model(folder);
-  if (source.model->text->vocabulary() != model.text->vocabulary())
+  if (source.model->uses_umt5() != model.uses_umt5())
+    throw std::invalid_argument("init_from " + folder + ": its prompt encoder is " +
+                                (source.model->uses_umt5() ? "umT5" : "a learned word encoder") + ", this run's is " +
+                                (model.uses_umt5() ? "umT5" : "a learned word encoder"));
+  if (!model.uses_umt5() && source.model->text->vocabulary() != model.text->vocabulary())
     throw std::invalid_argument("init_from " + folder + ": its prompt vocabulary differs from this run's");
   auto copy = [&](auto to, auto from, const char* what) {
     for (const auto& item : to) {
@@ -140,12 +147,22 @@ int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, c
   const at::Device device(c.device);
   auto photos = open_photo_bank(c.photos);
   LatentCodec codec(c.codec, device);
-  const auto vocabulary = run_vocabulary(dir, world_spec(c.width, c.height, c.frames), photos.get(), parallel.is_writer());
 
   torch::manual_seed(c.seed);  // initial weights are part of the run
   DitConfig dit = dit_preset(c.dit_preset);
   dit.track_latent_copy = c.track_latent_copy;
-  MotionModel model(dit, vocabulary), ema(dit, vocabulary);
+  MotionModel model{nullptr}, ema{nullptr};
+  if (c.umt5.empty()) {
+    const auto vocabulary = run_vocabulary(dir, world_spec(c.width, c.height, c.frames), photos.get(), parallel.is_writer());
+    model = MotionModel(dit, vocabulary);
+    ema = MotionModel(dit, vocabulary);
+  } else {
+    const Umt5TextSpec spec{fs::absolute(c.umt5).string(), fs::absolute(c.umt5_tokenizer).string(),
+                            c.prompt_cache.empty() ? "" : fs::absolute(c.prompt_cache).string()};
+    auto umt5 = open_umt5_prompt_encoder(spec, device);
+    model = MotionModel(dit, umt5, spec);
+    ema = MotionModel(dit, umt5, spec);
+  }
   init_dit_weights(*model->dit, c.seed);
   // Only a fresh run starts from init_from; a resumed run has its own weights (and may outlive that folder).
   if (!c.init_from.empty() && !Checkpoints(run_dir).latest()) start_from(*model, c.init_from);

@@ -27,6 +27,9 @@ struct TeacherTrainConfig {
   double text_dropout = 0.1, track_dropout = 0.1, frame_zero_prob = 0.2;
   bool track_latent_copy = false;  // DitConfig::track_latent_copy: the first frame's latent copied along the tracks
   std::string init_from;           // a model folder whose weights a new run starts from ("" = random init)
+  // Prompts through Wan's frozen umT5-XXL instead of a learned word encoder (published weights and tokenizer; the
+  // prompt cache keeps the 5.7B encoder from running twice for a caption). "" = the learned word encoder.
+  std::string umt5, umt5_tokenizer, prompt_cache;
   double checkpoint_minutes = 5.0;
   int64_t validate_every = 500, validation_clips = 8;
   uint64_t seed = 0;
@@ -42,6 +45,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TeacherTrainConfig, dit_preset, 
                                                 pool_size, fresh_per_step, steps, lr, weight_decay, grad_clip,
                                                 warmup_steps, ema, shift, uniform_fraction, min_tracks, max_tracks, text_dropout,
                                                 track_dropout, frame_zero_prob, track_latent_copy, init_from,
+                                                umt5, umt5_tokenizer, prompt_cache,
                                                 checkpoint_minutes, validate_every,
                                                 validation_clips, seed, device, render_device, photos, rank,
                                                 world_size, master_port, master_addr)

@@ -1,0 +1,140 @@
+// Model folders built from published-layout files: the umT5 prompt encoder behind a MotionModel, the TAEHV codec.
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "motionstream/io/state_dict.h"
+#include "motionstream/model/motion_model.h"
+#include "motionstream/model/published_model.h"
+#include "motionstream/model/umt5.h"
+#include "motionstream/model/umt5_prompt_encoder.h"
+#include "motionstream/model/umt5_tokenizer.h"
+#include "motionstream/model/vae/latent_codec.h"
+#include "motionstream/model/vae/tiny_vae.h"
+#include "scoped_temp_dir.h"
+
+using namespace ms;
+
+namespace {
+
+void randomize(torch::nn::Module& module, uint64_t seed, double scale) {
+  torch::NoGradGuard no_grad;
+  auto gen = at::detail::createCPUGenerator(seed);
+  for (auto& p : module.parameters()) p.copy_(at::empty(p.sizes()).normal_(0.0, scale, gen));
+}
+
+// A DiT whose text context is the tiny umT5's: [B, 32, 64].
+DitConfig dit_reading_tiny_umt5() {
+  DitConfig c = dit_preset("tiny-motion");
+  c.text_dim = umt5_preset("umt5-tiny").dim;
+  c.text_len = umt5_preset("umt5-tiny").text_len;
+  return c;
+}
+
+// Tiny umT5 weights (Wan names) and a sentencepiece model trained on a few captions, in `dir`.
+Umt5TextSpec write_tiny_umt5(const test::ScopedTempDir& dir) {
+  std::vector<std::string> sentences;
+  for (const char* thing : {"ball", "cube", "car", "bird", "dog", "boat"})
+    for (const char* motion : {"rolls left", "moves right", "flies up", "falls down"})
+      sentences.push_back(std::string("the ") + thing + " " + motion + " slowly");
+  train_sentencepiece_model(sentences, dir.file("spm"), 48);
+  Umt5Encoder encoder(umt5_preset("umt5-tiny"));
+  randomize(*encoder, 3, 0.3);
+  io::save_state_dict(*encoder, dir.file("umt5.safetensors"));
+  Umt5TextSpec spec;
+  spec.weights = dir.file("umt5.safetensors");
+  spec.tokenizer = dir.file("spm.model");
+  spec.cache = dir.file("prompt_cache");
+  spec.preset = "umt5-tiny";
+  return spec;
+}
+
+}  // namespace
+
+TEST(MotionModelUmt5, PromptContextIsTheUmt5EncodersOutputAndSurvivesSaveAndLoad) {
+  if (!sentencepiece_available()) GTEST_SKIP() << "built without sentencepiece";
+  test::ScopedTempDir dir("umt5_model");
+  const Umt5TextSpec spec = write_tiny_umt5(dir);
+  MotionModel model(dit_reading_tiny_umt5(), open_umt5_prompt_encoder(spec, at::kCPU), spec);
+  EXPECT_TRUE(model->uses_umt5());
+  EXPECT_FALSE(model->text);
+  // The frozen encoder is not part of the model's parameters: only the DiT trains.
+  EXPECT_EQ(model->parameters().size(), model->dit->parameters().size());
+
+  // The context is exactly what the encoder gives, row by row.
+  torch::NoGradGuard no_grad;
+  const at::Tensor context = model->prompt_context({"the dog flies up", "the car rolls left"});  // [2, 32, 64]
+  ASSERT_EQ(context.sizes(), (at::IntArrayRef{2, 32, 64}));
+  Umt5PromptEncoderOptions options;
+  options.config = umt5_preset("umt5-tiny");
+  options.dtype = at::kFloat;
+  Umt5PromptEncoder direct(spec.weights, spec.tokenizer, options);
+  EXPECT_TRUE(at::equal(context[0], direct.encode("the dog flies up")[0]));
+  EXPECT_TRUE(at::equal(context[1], direct.encode("the car rolls left")[0]));
+
+  // Saved and loaded: model.json names the encoder, no text_encoder.safetensors, the same text K/V.
+  randomize(*model->dit, 5, 0.05);
+  const std::string folder = dir.file("model");
+  save_motion_model(model, folder, "../codec");
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(folder) / "text_encoder.safetensors"));
+  LoadedMotionModel loaded = load_motion_model(folder);
+  ASSERT_TRUE(loaded.model->uses_umt5());
+  EXPECT_EQ(loaded.description.at("text_encoder").at("kind"), "umt5");
+  const TextKv a = model->encode_prompts({"the boat moves right"}), b = loaded.model->encode_prompts({"the boat moves right"});
+  ASSERT_EQ(a.k.size(), b.k.size());
+  for (size_t i = 0; i < a.k.size(); ++i) {
+    EXPECT_TRUE(at::allclose(a.k[i], b.k[i], 1e-6, 1e-6));
+    EXPECT_TRUE(at::allclose(a.v[i], b.v[i], 1e-6, 1e-6));
+  }
+  // A model of the same kind shares the one frozen encoder.
+  MotionModel twin = same_kind_model(*loaded.model, loaded.model->dit->config());
+  EXPECT_EQ(twin->umt5().get(), loaded.model->umt5().get());
+}
+
+TEST(MotionModelUmt5, RefusesAModelJsonWithAnUnknownTextEncoderField) {
+  test::ScopedTempDir dir("umt5_bad");
+  nlohmann::json j{{"dit", dit_reading_tiny_umt5()},
+                   {"text_encoder", {{"kind", "umt5"}, {"weights", "w"}, {"tokenizer", "t"}, {"dim", 4096}}},
+                   {"codec", "c"}};
+  std::filesystem::create_directories(dir.file("m"));
+  std::ofstream(dir.file("m/model.json")) << j.dump();
+  try {
+    load_motion_model(dir.file("m"));
+    FAIL() << "an unknown field was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.json"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("unknown field 'dim'"), std::string::npos) << e.what();
+  }
+}
+
+TEST(PublishedModel, TaehvCodecDecodesTheDiTsLatentsAsTheAutoencoderItself) {
+  test::ScopedTempDir dir("taehv_codec");
+  TinyVae vae(tiny_vae_preset("cpu"));
+  randomize(*vae, 9, 0.05);
+  io::save_state_dict(*vae, dir.file("taehv.safetensors"), io::DType::F16);  // as published: half precision
+  import_taehv_codec(dir.file("taehv.safetensors"), dir.file("codec"), "cpu");
+
+  LatentCodec codec(dir.file("codec"));
+  TinyVae reference(tiny_vae_preset("cpu"));
+  io::load_state_dict(*reference, dir.file("taehv.safetensors"));
+  torch::NoGradGuard no_grad;
+  auto gen = at::detail::createCPUGenerator(1);
+  const at::Tensor latents = at::randn({1, 16, 2, 4, 4}, gen);  // [B, C, T, h, w]: the DiT's layout
+  const at::Tensor frames = codec.decode(latents);              // [1, 5, 3, 32, 32]
+  const at::Tensor want = reference->decode(latents.permute({0, 2, 1, 3, 4}));
+  ASSERT_EQ(frames.sizes(), want.sizes());
+  EXPECT_TRUE(at::allclose(frames, want, 1e-5, 1e-5));
+
+  // A file of another layout is refused, naming the file, and leaves no codec folder behind.
+  io::save_state_dict(*TinyVae(tiny_vae_preset("taehv-wan")), dir.file("wide.safetensors"));
+  try {
+    import_taehv_codec(dir.file("wide.safetensors"), dir.file("codec2"), "cpu");
+    FAIL() << "a wrong-width file was accepted";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("wide.safetensors"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.file("codec2")));
+}
