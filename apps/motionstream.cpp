@@ -1,5 +1,6 @@
 // motionstream: the command-line front end of the library.
-//   motionstream info [--preset NAME]                 a model preset (DiT; umT5: umt5-xxl, umt5-tiny; wan-vae): config,
+//   motionstream info [--preset NAME]                 a model preset (DiT; umT5: umt5-xxl, umt5-tiny; wan-vae;
+//                                                     CLIP vision: clip-vit-h-14, clip-tiny): config,
 //                                                     tensor and parameter counts
 //   motionstream inspect FILE [--preset NAME] [--prefix P]
 //                                                     tensors of a safetensors or torch.save (.pth) file; with
@@ -8,6 +9,8 @@
 //                                                     (umT5 presets read Wan or Hugging Face names)
 //   motionstream generate | tracks | eval ...         offline generation, track tools, evaluation (docs/USAGE.md;
 //                                                     built when OpenCV is present)
+//   motionstream clip-tokens --clip FILE --image IMG --out tokens.safetensors
+//                                                     the CLIP image tokens of Wan's I2V (docs/FORMATS.md; OpenCV)
 //   motionstream demo | serve [...]                   the live server and web app (docs/PROTOCOL.md; built when
 //                                                     OpenCV, Boost.Beast and TurboJPEG are present)
 //   motionstream train vae|teacher|causal|dmd --run DIR [--config FILE] [--FIELD VALUE ...] [--max-minutes M] [--max-steps N]
@@ -25,6 +28,7 @@
 #include "motionstream/io/checkpoint_layout.h"
 #include "motionstream/io/safetensors.h"
 #include "motionstream/io/tensor_file.h"
+#include "motionstream/model/clip_vision.h"
 #include "motionstream/model/dit_config.h"
 #include "motionstream/model/umt5_checkpoint.h"
 #include "motionstream/model/vae/wan_vae_config.h"
@@ -34,6 +38,7 @@
 #include "motionstream/train/vae_trainer.h"
 #include "motionstream/util/json_config.h"
 #ifdef MS_WITH_MEDIA
+#include "clip_command.h"
 #include "media_commands.h"
 #endif
 #ifdef MS_WITH_SERVE
@@ -56,6 +61,11 @@ bool is_umt5_preset(const std::string& name) {
   return std::find(names.begin(), names.end(), name) != names.end();
 }
 
+bool is_clip_preset(const std::string& name) {
+  const auto names = clip_vision_preset_names();
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
 int info(int argc, char** argv) {
   CliArgs args(argc, argv, 2, {"preset"});
   std::vector<std::string> names = args.has("preset") ? std::vector<std::string>{args.str("preset", "")}
@@ -66,6 +76,17 @@ int info(int argc, char** argv) {
       std::cout << nlohmann::json{{"name", u.name}, {"vocab", u.vocab}, {"dim", u.dim}, {"num_heads", u.num_heads},
                                   {"head_dim", u.head_dim}, {"ffn_dim", u.ffn_dim}, {"num_layers", u.num_layers},
                                   {"tensors", u.parameter_shapes().size()}, {"parameters", u.parameter_count()}}
+                       .dump()
+                << "\n";
+      continue;
+    }
+    if (is_clip_preset(name)) {
+      const ClipVisionConfig c = clip_vision_preset(name);
+      std::cout << nlohmann::json{{"name", c.name}, {"image_size", c.image_size}, {"patch_size", c.patch_size},
+                                  {"dim", c.dim}, {"num_heads", c.num_heads}, {"mlp_dim", c.mlp_dim},
+                                  {"num_layers", c.num_layers}, {"output_blocks", c.output_blocks},
+                                  {"tokens", c.tokens()}, {"tensors", c.parameter_shapes().size()},
+                                  {"parameters", c.parameter_count()}}
                        .dump()
                 << "\n";
       continue;
@@ -229,6 +250,8 @@ void usage() {
                "  world --out DIR [--count N] [--validation]        sample clips of the synthetic world, tracks drawn\n"
                "  evaluate --method still|warp|teacher|student [--model DIR] [--clips 8] [--out FILE.json] [--videos DIR]\n"
                "                                                EPE / PSNR / SSIM on the world's validation clips\n"
+               "  clip-tokens --clip FILE --image IMG --out tokens.safetensors [--preset clip-vit-h-14]\n"
+               "                                                Wan's CLIP image tokens [257, 1280] for an I2V model\n"
                "  (see docs/USAGE.md)\n"
 #endif
 #ifdef MS_WITH_SERVE
@@ -255,6 +278,7 @@ int main(int argc, char** argv) try {
   if (command == "eval") return eval_command(argc, argv);
   if (command == "world") return world_command(argc, argv);
   if (command == "evaluate") return evaluate_command(argc, argv);
+  if (command == "clip-tokens") return clip_tokens_command(argc, argv);
 #endif
 #ifdef MS_WITH_SERVE
   if (command == "demo" || command == "serve") return serve_command(argc, argv, command == "demo");

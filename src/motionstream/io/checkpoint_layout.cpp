@@ -49,6 +49,37 @@ std::string umt5_size(const std::vector<TensorInfo>& tensors, const std::string&
   return s;
 }
 
+// How many distinct block indices follow `stem` ("visual.transformer." -> 0, 1, ...); non-numeric segments are not
+// counted (open_clip's own "visual.transformer.resblocks.N" names give 0).
+int64_t count_indexed(const std::vector<TensorInfo>& tensors, const std::string& stem) {
+  std::set<std::string> indices;
+  for (const auto& t : tensors) {
+    if (!starts(t.name, stem)) continue;
+    const auto index = t.name.substr(stem.size(), t.name.find('.', stem.size()) - stem.size());
+    if (!index.empty() && std::all_of(index.begin(), index.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      indices.insert(index);
+  }
+  return static_cast<int64_t>(indices.size());
+}
+
+// "Wan names, dim 1280, 32 blocks, patch 14, 257 positions, with a text tower (not loaded)" for a CLIP vision tower.
+std::string clip_vision_detail(const std::vector<TensorInfo>& tensors) {
+  const bool hf = std::any_of(tensors.begin(), tensors.end(),
+                              [](const TensorInfo& t) { return t.name.find("vision_model.") != std::string::npos; });
+  const TensorInfo* patch = find_named(tensors, hf ? "vision_model.embeddings.patch_embedding.weight" : "visual.patch_embedding.weight");
+  const TensorInfo* pos = find_named(tensors, hf ? "vision_model.embeddings.position_embedding.weight" : "visual.pos_embedding");
+  if (!patch || patch->shape.size() != 4) return hf ? "Hugging Face names" : "names not loadable (not Wan's or Hugging Face's)";
+  std::string s = std::string(hf ? "Hugging Face" : "Wan") + " names, dim " + std::to_string(patch->shape[0]) + ", " +
+                  std::to_string(count_indexed(tensors, hf ? "vision_model.encoder.layers." : "visual.transformer.")) +
+                  " blocks, patch " + std::to_string(patch->shape[2]);
+  if (pos && pos->shape.size() >= 2) s += ", " + std::to_string(pos->shape[pos->shape.size() - 2]) + " positions";
+  if (std::any_of(tensors.begin(), tensors.end(), [&](const TensorInfo& t) {
+        return starts(t.name, hf ? "text_model." : "textual.");
+      }))
+    s += ", with a text tower (not loaded)";
+  return s;
+}
+
 }  // namespace
 
 LayoutGuess recognise_layout(const std::vector<TensorInfo>& tensors) {
@@ -57,7 +88,13 @@ LayoutGuess recognise_layout(const std::vector<TensorInfo>& tensors) {
     if (std::any_of(tensors.begin(), tensors.end(), [&](const TensorInfo& t) { return starts(t.name, wrapper); }))
       g.wrappers.push_back(std::string(wrapper).substr(0, std::string(wrapper).size() - 1));
 
-  if (const auto p = prefix_of(tensors, "patch_embedding.weight"); find_named(tensors, p + "patch_embedding.weight")) {
+  // CLIP first: its patch_embedding.weight would otherwise read as a DiT's.
+  if (std::any_of(tensors.begin(), tensors.end(), [](const TensorInfo& t) {
+        return starts(t.name, "visual.") || t.name.find("vision_model.") != std::string::npos;
+      })) {
+    g.kind = "clip-vision";
+    g.detail = clip_vision_detail(tensors);
+  } else if (const auto p = prefix_of(tensors, "patch_embedding.weight"); find_named(tensors, p + "patch_embedding.weight")) {
     const auto& patch = *find_named(tensors, p + "patch_embedding.weight");
     const int64_t in = patch.shape.size() > 1 ? patch.shape[1] : 0, dim = patch.shape.empty() ? 0 : patch.shape[0];
     const bool clip = find_named(tensors, p + "img_emb.proj.0.weight") || find_named(tensors, p + "img_emb.proj.1.weight");
@@ -90,10 +127,6 @@ LayoutGuess recognise_layout(const std::vector<TensorInfo>& tensors) {
              })) {
     g.kind = "umt5-encoder";  // Wan's models_t5_umt5-xxl-enc-bf16.pth names: per-block relative position tables
     g.detail = "Wan names" + umt5_size(tensors, "token_embedding.weight", "blocks.", "");
-  } else if (std::any_of(tensors.begin(), tensors.end(), [](const TensorInfo& t) {
-               return starts(t.name, "visual.") || t.name.find("vision_model.") != std::string::npos;
-             })) {
-    g.kind = "clip-vision";
   }
   return g;
 }

@@ -29,37 +29,44 @@ bool is_float(DType d) { return d == DType::F64 || d == DType::F32 || d == DType
 
 }  // namespace
 
-ConvertedLoadReport load_converted_state_dict(torch::nn::Module& module, const std::string& path,
-                                              const std::vector<const NameTable*>& layouts) {
-  TensorFile file(path);
+const NameTable& pick_name_table(const TensorFile& file, const std::vector<const NameTable*>& layouts) {
   const auto& stored = file.tensors();
-
   const NameTable* table = nullptr;
   size_t best = 0;
   for (const NameTable* t : layouts)
     if (const size_t n = converted_count(*t, stored); n > best) best = n, table = t;
-  if (!table) {
-    std::string tried;
-    for (const NameTable* t : layouts) tried += (tried.empty() ? "" : ", ") + t->layout();
-    throw SafetensorsError(path + ": not a checkpoint of any known layout (" + tried + "): no tensor name matches" +
-                           (stored.empty() ? std::string(" (the file holds no tensors)")
-                                           : ", e.g. '" + stored.front().name + "'; the file looks like '" +
-                                                 recognise_layout(stored).kind + "'"));
-  }
+  if (table) return *table;
+  std::string tried;
+  for (const NameTable* t : layouts) tried += (tried.empty() ? "" : ", ") + t->layout();
+  throw SafetensorsError(file.path() + ": not a checkpoint of any known layout (" + tried + "): no tensor name matches" +
+                         (stored.empty() ? std::string(" (the file holds no tensors)")
+                                         : ", e.g. '" + stored.front().name + "'; the file looks like '" +
+                                               recognise_layout(stored).kind + "'"));
+}
 
+std::map<std::string, at::Tensor> module_tensors(torch::nn::Module& module) {
   std::map<std::string, at::Tensor> targets;
   for (const auto& p : module.named_parameters()) targets[p.key()] = p.value();
   for (const auto& b : module.named_buffers()) targets[b.key()] = b.value();
+  return targets;
+}
 
+ConvertedLoadReport load_converted_tensors(const TensorFile& file, const std::map<std::string, at::Tensor>& targets,
+                                           const NameTable& table) {
+  const std::string& path = file.path();
   ConvertedLoadReport report;
-  report.layout = table->layout();
+  report.layout = table.layout();
   std::vector<std::pair<const TensorInfo*, at::Tensor>> plan;
   std::set<std::string> filled;
-  for (const auto& info : stored) {
-    const auto ours = table->to_ours(info.name);
+  for (const auto& info : file.tensors()) {
+    if (table.ignores(info.name)) {
+      report.ignored.push_back(info.name);
+      continue;
+    }
+    const auto ours = table.to_ours(info.name);
     const auto it = ours ? targets.find(*ours) : targets.end();
     if (it == targets.end())
-      throw SafetensorsError(path + ": tensor '" + info.name + "' is not part of the model (layout " + table->layout() +
+      throw SafetensorsError(path + ": tensor '" + info.name + "' is not part of the model (layout " + table.layout() +
                              (ours ? ", converted to '" + *ours + "'" : std::string(", no name rule matches")) + ")");
     const at::Tensor& target = it->second;
     if (target.sizes() != at::IntArrayRef(info.shape))
@@ -75,14 +82,20 @@ ConvertedLoadReport load_converted_state_dict(torch::nn::Module& module, const s
   for (const auto& [name, tensor] : targets)
     if (!filled.count(name)) report.names.missing.push_back(name);
   if (!report.names.missing.empty())
-    throw SafetensorsError(path + ": tensor '" + table->to_stored(report.names.missing.front()).value_or(report.names.missing.front()) +
+    throw SafetensorsError(path + ": tensor '" + table.to_stored(report.names.missing.front()).value_or(report.names.missing.front()) +
                            "' is missing (the model's '" + report.names.missing.front() + "'; layout " +
-                           table->layout() + ", " + std::to_string(report.names.missing.size()) +
+                           table.layout() + ", " + std::to_string(report.names.missing.size()) +
                            " model tensors absent from the file)");
 
   at::NoGradGuard no_grad;
   for (auto& [info, target] : plan) target.copy_(file.read(*info));
   return report;
+}
+
+ConvertedLoadReport load_converted_state_dict(torch::nn::Module& module, const std::string& path,
+                                              const std::vector<const NameTable*>& layouts) {
+  TensorFile file(path);
+  return load_converted_tensors(file, module_tensors(module), pick_name_table(file, layouts));
 }
 
 }  // namespace ms::io

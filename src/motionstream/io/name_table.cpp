@@ -30,7 +30,10 @@ bool match(const std::string& pattern, const std::string& name, std::string* ind
 
 }  // namespace
 
-NameTable::NameTable(std::string layout, std::vector<NameRule> rules) : layout_(std::move(layout)), rules_(std::move(rules)) {
+NameTable::NameTable(std::string layout, std::vector<NameRule> rules, std::vector<std::string> ignored)
+    : layout_(std::move(layout)), rules_(std::move(rules)), ignored_(std::move(ignored)) {
+  for (const auto& prefix : ignored_)
+    if (prefix.empty()) throw std::invalid_argument("name table " + layout_ + ": an ignored prefix must not be empty");
   for (const auto& r : rules_) {
     const bool stored_indexed = r.stored.find(kIndex) != std::string::npos;
     const bool ours_indexed = r.ours.find(kIndex) != std::string::npos;
@@ -56,5 +59,11 @@ std::optional<std::string> translate(const std::vector<NameRule>& rules, const s
 std::optional<std::string> NameTable::to_ours(const std::string& stored) const { return translate(rules_, stored, true); }
 
 std::optional<std::string> NameTable::to_stored(const std::string& ours) const { return translate(rules_, ours, false); }
+
+bool NameTable::ignores(const std::string& stored) const {
+  for (const auto& prefix : ignored_)
+    if (stored.compare(0, prefix.size(), prefix) == 0) return true;
+  return false;
+}
 
 }  // namespace ms::io
