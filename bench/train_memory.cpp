@@ -65,7 +65,7 @@ int main(int argc, char** argv) try {
   const int64_t h = args.integer("latent-h", 30), w = args.integer("latent-w", 52);
   const auto frames = args.integers("frames", {1, 2});
   WanDiT model(config);
-  for (auto& p : model->parameters()) p.grad() = at::zeros_like(p);  // gradients exist before the first peak
+  for (auto& p : model->parameters()) p.mutable_grad() = at::zeros_like(p);  // gradients exist before the first peak
   const at::Tensor text = at::randn({1, config.text_len, config.text_dim});
 
   std::vector<double> peaks;
