@@ -57,6 +57,7 @@ ConvertedLoadReport load_converted_state_dict(torch::nn::Module& module, const s
   std::set<std::string> filled;
   for (const auto& info : stored) {
     const auto ours = table->to_ours(info.name);
+    if (ours && ours->empty()) continue;  // stored by that layout, unused by the model
     const auto it = ours ? targets.find(*ours) : targets.end();
     if (it == targets.end())
       throw SafetensorsError(path + ": tensor '" + info.name + "' is not part of the model (layout " + table->layout() +
