@@ -2,11 +2,14 @@
 //   motionstream info [--preset NAME]                 a model preset (DiT; umT5: umt5-xxl, umt5-tiny; wan-vae;
 //                                                     CLIP vision: clip-vit-h-14, clip-tiny): config,
 //                                                     tensor and parameter counts
-//   motionstream inspect FILE [--preset NAME] [--prefix P]
+//   motionstream inspect FILE [--preset NAME] [--prefix P] [--part P]
 //                                                     tensors of a safetensors or torch.save (.pth) file; with
 //                                                     --preset (a DiT, umT5 or Wan VAE preset), which tensors are
 //                                                     missing, unexpected or of the wrong shape for that model
-//                                                     (umT5 presets read Wan or Hugging Face names)
+//                                                     (umT5 presets read Wan or Hugging Face names; DiT presets
+//                                                     Wan, diffusers or Self-Forcing/CausVid names, --part picking
+//                                                     generator_ema, generator or critic, and say what loading the
+//                                                     file would widen, keep or zero)
 //   motionstream generate | tracks | eval ...         offline generation, track tools, evaluation (docs/USAGE.md;
 //                                                     built when OpenCV is present)
 //   motionstream clip-tokens --clip FILE --image IMG --out tokens.safetensors
@@ -29,6 +32,7 @@
 #include "motionstream/io/safetensors.h"
 #include "motionstream/io/tensor_file.h"
 #include "motionstream/model/clip_vision.h"
+#include "motionstream/model/dit_checkpoint.h"
 #include "motionstream/model/dit_config.h"
 #include "motionstream/model/umt5_checkpoint.h"
 #include "motionstream/model/vae/wan_vae_config.h"
@@ -111,8 +115,25 @@ int info(int argc, char** argv) {
   return 0;
 }
 
+// A DiT preset: the stored names read through the DiT name tables, as load_published_dit would read them.
+int inspect_dit(const io::TensorFile& file, const std::string& preset, const std::string& part) {
+  const DitCheckpointPlan plan = plan_dit_checkpoint(file.tensors(), dit_preset(preset), part);
+  if (!plan.layout.empty())
+    std::printf("names read as: %s%s\n", plan.layout.c_str(), plan.part.empty() ? "" : (", part " + plan.part).c_str());
+  if (!plan.skipped.empty()) std::printf("not read    %zu tensors (other parts, unused by the model)\n", plan.skipped.size());
+  for (const auto& t : plan.load)
+    if (t.widened)
+      std::printf("widened     %s: %lld stored input channels, the model's others start at zero\n", t.ours.c_str(),
+                  static_cast<long long>(plan.stored_in_channels));
+  for (const auto& name : plan.kept) std::printf("new         %s (not in the file; keeps its initial values)\n", name.c_str());
+  for (const auto& name : plan.zeroed) std::printf("new, zero   %s (the CLIP branch then adds nothing)\n", name.c_str());
+  for (const auto& problem : plan.problems) std::printf("problem     %s\n", problem.c_str());
+  std::printf("%s: %zu problem(s) against preset %s\n", file.path().c_str(), plan.problems.size(), preset.c_str());
+  return plan.problems.empty() ? 0 : 1;
+}
+
 int inspect(int argc, char** argv) {
-  CliArgs args(argc, argv, 2, {"preset", "prefix"});
+  CliArgs args(argc, argv, 2, {"preset", "prefix", "part"});
   if (args.positional().size() != 1) throw std::invalid_argument("usage: motionstream inspect FILE [--preset NAME]");
   io::TensorFile file(args.positional()[0]);  // safetensors, or a torch.save'd state dict (.pth)
   int64_t total = 0;
@@ -150,7 +171,7 @@ int inspect(int argc, char** argv) {
   } else if (is_wan_vae_preset(preset)) {
     shapes = wan_vae_preset(preset).parameter_shapes();
   } else {
-    shapes = dit_preset(preset).parameter_shapes();
+    return inspect_dit(file, preset, args.str("part", ""));
   }
   int problems = 0;
   std::map<std::string, bool> expected;
@@ -239,7 +260,7 @@ void usage() {
   std::fprintf(stderr,
                "usage: motionstream <command> [options]\n"
                "  info [--preset NAME]                          model presets: config, tensors, parameters\n"
-               "  inspect FILE [--preset NAME] [--prefix P]     tensors of a safetensors or .pth file, checked against a\n"
+               "  inspect FILE [--preset NAME] [--prefix P] [--part P]  tensors of a safetensors or .pth file, checked against a\n"
                "                                                preset (DiT, umT5 or wan-vae)\n"
                "  train vae|teacher|causal|dmd --run DIR [--config FILE] [--FIELD VALUE ...] [--max-minutes M] [--max-steps N] [--export]\n"
                "                                                a training stage on the synthetic world (resumable)\n"

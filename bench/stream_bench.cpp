@@ -136,6 +136,8 @@ int main(int argc, char** argv) try {
     }
     KvCache cache(config, sc.layout, 1, {frames, lh / 2, lw / 2}, opts);
     auto text_kv = model->encode_text(text.to(opts));
+    if (config.image_branch())
+      text_kv.image = model->encode_image(torch::randn({1, config.image_tokens, config.image_token_dim}).to(opts));
     const double t0 = clock.now();
     model->forward(in, text_kv, cache);
     const double seconds = clock.now() - t0;
@@ -150,6 +152,7 @@ int main(int argc, char** argv) try {
   }
 
   StreamingGenerator gen(model, sc, text, image_latent, lh, lw);
+  if (config.image_branch()) gen.set_image_tokens(torch::randn({1, config.image_tokens, config.image_token_dim}));
   // With an autoencoder, every chunk is also decoded to frames the way the live stream does it.
   std::unique_ptr<LatentCodec> codec;
   std::unique_ptr<StreamingDecoder> decoder;

@@ -59,11 +59,11 @@ ConvertedLoadReport load_converted_tensors(const TensorFile& file, const std::ma
   std::vector<std::pair<const TensorInfo*, at::Tensor>> plan;
   std::set<std::string> filled;
   for (const auto& info : file.tensors()) {
-    if (table.ignores(info.name)) {
+    const auto ours = table.to_ours(info.name);
+    if (table.ignores(info.name) || (ours && ours->empty())) {  // stored by that layout, unused by the model
       report.ignored.push_back(info.name);
       continue;
     }
-    const auto ours = table.to_ours(info.name);
     const auto it = ours ? targets.find(*ours) : targets.end();
     if (it == targets.end())
       throw SafetensorsError(path + ": tensor '" + info.name + "' is not part of the model (layout " + table.layout() +

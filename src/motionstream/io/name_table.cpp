@@ -37,9 +37,9 @@ NameTable::NameTable(std::string layout, std::vector<NameRule> rules, std::vecto
   for (const auto& r : rules_) {
     const bool stored_indexed = r.stored.find(kIndex) != std::string::npos;
     const bool ours_indexed = r.ours.find(kIndex) != std::string::npos;
-    if (stored_indexed != ours_indexed || (stored_indexed && r.stored.find(kIndex, r.stored.find(kIndex) + 1) != std::string::npos))
+    if ((stored_indexed != ours_indexed && !r.ours.empty()) || (stored_indexed && r.stored.find(kIndex, r.stored.find(kIndex) + 1) != std::string::npos))
       throw std::invalid_argument("name table " + layout_ + ": rule '" + r.stored + "' -> '" + r.ours +
-                                  "' must use {N} once on both sides or not at all");
+                                  "' must use {N} once on both sides (or leave ours empty) or not at all");
   }
 }
 
@@ -47,6 +47,7 @@ namespace {
 std::optional<std::string> translate(const std::vector<NameRule>& rules, const std::string& name, bool to_ours) {
   std::string index;
   for (const auto& r : rules) {
+    if (!to_ours && r.ours.empty()) continue;  // an unused stored tensor has no name of ours
     if (!match(to_ours ? r.stored : r.ours, name, &index)) continue;
     std::string out = to_ours ? r.ours : r.stored;
     if (const size_t at = out.find(kIndex); at != std::string::npos) out.replace(at, kIndexSize, index);

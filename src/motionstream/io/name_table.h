@@ -14,7 +14,8 @@ namespace ms::io {
 
 struct NameRule {
   std::string stored;  // the name in the file, with at most one "{N}"
-  std::string ours;    // the module's name; "{N}" receives the index matched in `stored`
+  std::string ours;    // the module's name; "{N}" receives the index matched in `stored`. Empty: a tensor that the
+                       // layout stores but the model does not use (read past, never loaded)
 };
 
 class NameTable {
@@ -24,7 +25,8 @@ class NameTable {
 
   const std::string& layout() const { return layout_; }  // e.g. "umt5 (Hugging Face UMT5EncoderModel)"
   const std::vector<NameRule>& rules() const { return rules_; }
-  // Our name for a stored one, or nullopt when no rule matches. The first matching rule wins.
+  // Our name for a stored one, or nullopt when no rule matches. The first matching rule wins; "" for a stored tensor
+  // the model does not use.
   std::optional<std::string> to_ours(const std::string& stored) const;
   // The other way: what this layout calls one of our tensors (the first rule that produces it), for messages.
   std::optional<std::string> to_stored(const std::string& ours) const;

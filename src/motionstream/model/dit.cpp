@@ -68,19 +68,31 @@ at::Tensor RmsNormImpl::forward(const at::Tensor& x) {
   return normed.to(x.scalar_type()) * weight;
 }
 
-AttentionProjImpl::AttentionProjImpl(int64_t dim, int64_t heads, double eps) : heads(heads) {
+AttentionProjImpl::AttentionProjImpl(int64_t dim, int64_t heads, double eps, bool image_branch) : heads(heads) {
   q = register_module("q", nn::Linear(dim, dim));
   k = register_module("k", nn::Linear(dim, dim));
   v = register_module("v", nn::Linear(dim, dim));
   o = register_module("o", nn::Linear(dim, dim));
   norm_q = register_module("norm_q", RmsNorm(dim, eps));
   norm_k = register_module("norm_k", RmsNorm(dim, eps));
+  if (image_branch) {
+    k_img = register_module("k_img", nn::Linear(dim, dim));
+    v_img = register_module("v_img", nn::Linear(dim, dim));
+    norm_k_img = register_module("norm_k_img", RmsNorm(dim, eps));
+  }
+}
+
+ImageEmbeddingImpl::ImageEmbeddingImpl(int64_t image_dim, int64_t dim) {
+  proj = register_module("proj", nn::Sequential(nn::LayerNorm(nn::LayerNormOptions({image_dim}).eps(1e-5)),
+                                                nn::Linear(image_dim, image_dim), nn::GELU(),
+                                                nn::Linear(image_dim, dim),
+                                                nn::LayerNorm(nn::LayerNormOptions({dim}).eps(1e-5))));
 }
 
 DitBlockImpl::DitBlockImpl(const DitConfig& c) : dim_(c.dim), eps_(c.eps) {
   modulation = register_parameter("modulation", at::randn({1, 6, c.dim}) / std::sqrt(static_cast<double>(c.dim)));
   self_attn = register_module("self_attn", AttentionProj(c.dim, c.num_heads, c.eps));
-  cross_attn = register_module("cross_attn", AttentionProj(c.dim, c.num_heads, c.eps));
+  cross_attn = register_module("cross_attn", AttentionProj(c.dim, c.num_heads, c.eps, c.image_branch()));
   norm3 = register_module("norm3", nn::LayerNorm(nn::LayerNormOptions({c.dim}).eps(c.eps)));
   ffn = register_module("ffn", nn::Sequential(nn::Linear(c.dim, c.ffn_dim),
                                               nn::GELU(nn::GELUOptions().approximate("tanh")),
@@ -92,9 +104,15 @@ std::pair<at::Tensor, at::Tensor> DitBlockImpl::text_kv(const at::Tensor& contex
           split_heads(cross_attn->v(context), cross_attn->heads)};
 }
 
+std::pair<at::Tensor, at::Tensor> DitBlockImpl::image_kv(const at::Tensor& context) {
+  TORCH_CHECK(!cross_attn->k_img.is_empty(), "DitBlock: this block has no image cross-attention (k_img, v_img)");
+  return {split_heads(cross_attn->norm_k_img(cross_attn->k_img(context)), cross_attn->heads),
+          split_heads(cross_attn->v_img(context), cross_attn->heads)};
+}
+
 at::Tensor DitBlockImpl::forward(const at::Tensor& x_in, const at::Tensor& e0, const TokenGrid& g,
                                  const at::Tensor& text_k, const at::Tensor& text_v, SelfAttention& self_attention,
-                                 int64_t index) {
+                                 int64_t index, const at::Tensor& image_k, const at::Tensor& image_v) {
   const auto B = x_in.size(0), L = x_in.size(1);
   auto mod = modulation.unsqueeze(0) + e0;  // [B, F, 6, D]
   auto part = [&](int64_t i) { return mod.select(2, i).unsqueeze(2); };  // [B, F, 1, D]
@@ -109,10 +127,12 @@ at::Tensor DitBlockImpl::forward(const at::Tensor& x_in, const at::Tensor& e0, c
   auto y = sa.o(self_attention.attend(index, q, k, v).reshape({B, L, dim_}));
   x = add_gated(x, y, part(2), g);
 
-  // Cross-attention to the text (no gate, affine LayerNorm).
+  // Cross-attention to the text, plus to the CLIP image tokens when given (no gate, affine LayerNorm).
   auto& ca = *cross_attn;
   auto cq = split_heads(ca.norm_q(ca.q(norm3(x))), ca.heads);
-  x = x + ca.o(attention(cq, text_k, text_v).reshape({B, L, dim_}));
+  auto cross = attention(cq, text_k, text_v);  // [B, L, H, d]
+  if (image_k.defined()) cross = cross + attention(cq, image_k, image_v);  // summed before o, as in Wan's I2V
+  x = x + ca.o(cross.reshape({B, L, dim_}));
 
   // Feed-forward.
   auto f = ffn->forward(modulate(plain_norm(x, eps_), part(3), part(4), g));
@@ -145,6 +165,7 @@ WanDiTImpl::WanDiTImpl(const DitConfig& config) : config_(config) {
   blocks = register_module("blocks", nn::ModuleList());
   for (int64_t i = 0; i < c.num_layers; ++i) blocks->push_back(DitBlock(c));
   head = register_module("head", DitHead(c));
+  if (c.image_branch()) img_emb = register_module("img_emb", ImageEmbedding(c.image_token_dim, c.dim));
   if (c.track_channels > 0) {
     track_head = register_module("track_head", TrackHead(c.packed_track_channels(), c.track_channels));
     zero_track_input_weights(*this);
@@ -162,6 +183,23 @@ TextKv WanDiTImpl::encode_text(const at::Tensor& text) {
   TextKv kv;
   for (const auto& block : *blocks) {
     auto [k, v] = block->as<DitBlock>()->text_kv(context);
+    kv.k.push_back(k);
+    kv.v.push_back(v);
+  }
+  return kv;
+}
+
+ImageKv WanDiTImpl::encode_image(const at::Tensor& tokens) {
+  const auto& c = config_;
+  TORCH_CHECK(c.image_branch(), "encode_image: this model (", c.name,
+              ") has no CLIP image cross-attention (DitConfig.image_tokens is 0)");
+  TORCH_CHECK(tokens.dim() == 3 && tokens.size(1) == c.image_tokens && tokens.size(2) == c.image_token_dim,
+              "encode_image: image tokens must be [B, ", c.image_tokens, ", ", c.image_token_dim, "], got ",
+              tokens.sizes());
+  auto context = img_emb(tokens.to(patch_embedding->weight.options()));  // [B, Li, D]
+  ImageKv kv;
+  for (const auto& block : *blocks) {
+    auto [k, v] = block->as<DitBlock>()->image_kv(context);
     kv.k.push_back(k);
     kv.v.push_back(v);
   }
@@ -208,6 +246,14 @@ at::Tensor WanDiTImpl::forward(const DitInput& in, const TextKv& text, SelfAtten
               "WanDiT: timesteps must be [", B, ", ", grid.frames, "] (one per latent frame)");
   TORCH_CHECK(static_cast<int64_t>(text.k.size()) == c.num_layers, "WanDiT: text K/V has ", text.k.size(),
               " blocks, the model ", c.num_layers);
+  if (c.image_branch()) {
+    TORCH_CHECK(!text.image.empty(), "WanDiT: this model has the CLIP image cross-attention (image_tokens ",
+                c.image_tokens, "): give the first frame's CLIP tokens (TextKv.image = encode_image(tokens))");
+    TORCH_CHECK(static_cast<int64_t>(text.image.k.size()) == c.num_layers, "WanDiT: image K/V has ",
+                text.image.k.size(), " blocks, the model ", c.num_layers);
+  } else {
+    TORCH_CHECK(text.image.empty(), "WanDiT: image K/V were given to a model without the CLIP image cross-attention");
+  }
 
   auto x = at::linear(patchify(x_in), patch_embedding->weight.flatten(1), patch_embedding->bias);  // [B, L, D]
   auto t_emb = timestep_embedding(in.timesteps, c.freq_dim).to(x.scalar_type());                 // [B, F, 256]
@@ -216,7 +262,9 @@ at::Tensor WanDiTImpl::forward(const DitInput& in, const TextKv& text, SelfAtten
 
   self_attention.begin(grid);
   for (int64_t i = 0; i < c.num_layers; ++i)
-    x = blocks[i]->as<DitBlock>()->forward(x, e0, grid, text.k[i], text.v[i], self_attention, i);
+    x = blocks[i]->as<DitBlock>()->forward(x, e0, grid, text.k[i], text.v[i], self_attention, i,
+                                           c.image_branch() ? text.image.k[i] : at::Tensor(),
+                                           c.image_branch() ? text.image.v[i] : at::Tensor());
   auto out = head(x, e, grid);  // [B, L, 4 * C]
   return unpatchify(out, grid, c.latent_channels);
 }

@@ -20,9 +20,18 @@
 
 namespace ms {
 
-// Text keys/values for every block's cross-attention: computed once per prompt and reused by every pass.
+// Image keys/values of the CLIP branch for every block: computed once per session (one first frame).
+struct ImageKv {
+  std::vector<at::Tensor> k, v;  // per block [B, Li, H, d]
+  bool empty() const { return k.empty(); }
+};
+
+// Text keys/values for every block's cross-attention: computed once per prompt and reused by every pass. Models
+// with the CLIP image branch (DitConfig::image_tokens > 0) also need `image` (WanDiTImpl::encode_image); a new
+// prompt keeps the image's.
 struct TextKv {
   std::vector<at::Tensor> k, v;  // per block [B, Lt, H, d]
+  ImageKv image;                 // empty for models without the CLIP branch
 };
 
 struct DitInput {
@@ -53,12 +62,15 @@ class RmsNormImpl : public torch::nn::Module {
 };
 TORCH_MODULE(RmsNorm);
 
-// Self- or cross-attention projections: q, k, v, o with bias; RMS norm on q and k over the full dim.
+// Self- or cross-attention projections: q, k, v, o with bias; RMS norm on q and k over the full dim. With
+// `image_branch` (Wan's I2V cross-attention) also k_img, v_img and norm_k_img for the CLIP image tokens.
 class AttentionProjImpl : public torch::nn::Module {
  public:
-  AttentionProjImpl(int64_t dim, int64_t heads, double eps);
+  AttentionProjImpl(int64_t dim, int64_t heads, double eps, bool image_branch = false);
   torch::nn::Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr};
   RmsNorm norm_q{nullptr}, norm_k{nullptr};
+  torch::nn::Linear k_img{nullptr}, v_img{nullptr};  // only with the image branch
+  RmsNorm norm_k_img{nullptr};
   int64_t heads;
 };
 TORCH_MODULE(AttentionProj);
@@ -66,11 +78,15 @@ TORCH_MODULE(AttentionProj);
 class DitBlockImpl : public torch::nn::Module {
  public:
   explicit DitBlockImpl(const DitConfig& c);
-  // x: [B, L, D], e0: [B, F, 6, D] -> [B, L, D]
+  // x: [B, L, D], e0: [B, F, 6, D] -> [B, L, D]. image_k/v: [B, Li, H, d], undefined without the image branch;
+  // Wan sums the text and the image attention before the output projection `o`.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& e0, const TokenGrid& grid, const at::Tensor& text_k,
-                     const at::Tensor& text_v, SelfAttention& self_attention, int64_t index);
+                     const at::Tensor& text_v, SelfAttention& self_attention, int64_t index,
+                     const at::Tensor& image_k = {}, const at::Tensor& image_v = {});
   // Cross-attention keys/values of an embedded text context [B, Lt, D] -> ([B, Lt, H, d], [B, Lt, H, d])
   std::pair<at::Tensor, at::Tensor> text_kv(const at::Tensor& context);
+  // The same for embedded image tokens [B, Li, D] through k_img, norm_k_img, v_img.
+  std::pair<at::Tensor, at::Tensor> image_kv(const at::Tensor& context);
 
   at::Tensor modulation;  // [1, 6, D]
   AttentionProj self_attn{nullptr}, cross_attn{nullptr};
@@ -95,6 +111,16 @@ class DitHeadImpl : public torch::nn::Module {
 };
 TORCH_MODULE(DitHead);
 
+// Wan's MLPProj over CLIP tokens: proj = LayerNorm(Ci), Linear(Ci, Ci), GELU (exact), Linear(Ci, D), LayerNorm(D)
+// (both LayerNorms affine, eps 1e-5 as torch.nn.LayerNorm's default). [B, Li, Ci] -> [B, Li, D]
+class ImageEmbeddingImpl : public torch::nn::Module {
+ public:
+  ImageEmbeddingImpl(int64_t image_dim, int64_t dim);
+  at::Tensor forward(const at::Tensor& tokens) { return proj->forward(tokens); }
+  torch::nn::Sequential proj{nullptr};
+};
+TORCH_MODULE(ImageEmbedding);
+
 class WanDiTImpl : public torch::nn::Module {
  public:
   explicit WanDiTImpl(const DitConfig& config);
@@ -102,14 +128,17 @@ class WanDiTImpl : public torch::nn::Module {
 
   // Text context [B, Lt, text_dim] (Lt <= text_len; zero-padded to text_len like Wan) -> per-block K/V.
   TextKv encode_text(const at::Tensor& text);
-  // -> predicted velocity (noise - x0), [B, C, F, H, W]
+  // CLIP image tokens [B, image_tokens, image_token_dim] -> per-block image K/V (models with the image branch only).
+  ImageKv encode_image(const at::Tensor& image_tokens);
+  // -> predicted velocity (noise - x0), [B, C, F, H, W]. A model with the image branch requires text.image.
   at::Tensor forward(const DitInput& input, const TextKv& text, SelfAttention& self_attention);
 
   torch::nn::Conv3d patch_embedding{nullptr};  // weight [D, Cin, 1, 2, 2]: applied as a matmul on patches
   torch::nn::Sequential text_embedding{nullptr}, time_embedding{nullptr}, time_projection{nullptr};
   torch::nn::ModuleList blocks{nullptr};
   DitHead head{nullptr};
-  TrackHead track_head{nullptr};  // only when config.track_channels > 0
+  ImageEmbedding img_emb{nullptr};  // only when config.image_tokens > 0
+  TrackHead track_head{nullptr};    // only when config.track_channels > 0
 
  private:
   at::Tensor assemble_input(const DitInput& input);  // -> [B, Cin, F, H, W]

@@ -24,6 +24,8 @@ void DitConfig::validate() const {
   positive("num_heads", num_heads);
   positive("num_layers", num_layers);
   positive("track_id_dim", track_id_dim);
+  if (image_tokens < 0) throw config_error("image_tokens", "must be >= 0, got " + std::to_string(image_tokens));
+  positive("image_token_dim", image_token_dim);
   if (track_channels < 0) throw config_error("track_channels", "must be >= 0, got " + std::to_string(track_channels));
   if (dim % num_heads != 0)
     throw config_error("num_heads", std::to_string(num_heads) + " does not divide dim " + std::to_string(dim));
@@ -53,13 +55,20 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> DitConfig::parameter_s
   for (int64_t i = 0; i < num_layers; ++i) {
     const std::string b = "blocks." + std::to_string(i) + ".";
     p.push_back({b + "modulation", {1, 6, D}});
-    for (const char* attn : {"self_attn.", "cross_attn."}) {
+    for (const std::string attn : {"self_attn.", "cross_attn."}) {
       for (const char* proj : {"q", "k", "v", "o"}) {
         p.push_back({b + attn + proj + ".weight", {D, D}});
         p.push_back({b + attn + proj + ".bias", {D}});
       }
       p.push_back({b + attn + "norm_q.weight", {D}});
       p.push_back({b + attn + "norm_k.weight", {D}});
+      if (attn == "cross_attn." && image_branch()) {  // Wan's WanI2VCrossAttention: after the text projections
+        for (const char* proj : {"k_img", "v_img"}) {
+          p.push_back({b + attn + proj + ".weight", {D, D}});
+          p.push_back({b + attn + proj + ".bias", {D}});
+        }
+        p.push_back({b + attn + "norm_k_img.weight", {D}});
+      }
     }
     p.push_back({b + "norm3.weight", {D}});
     p.push_back({b + "norm3.bias", {D}});
@@ -71,6 +80,17 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> DitConfig::parameter_s
   p.push_back({"head.modulation", {1, 2, D}});
   p.push_back({"head.head.weight", {out_features(), D}});
   p.push_back({"head.head.bias", {out_features()}});
+  if (image_branch()) {  // img_emb.proj: LayerNorm(Ci), Linear(Ci, Ci), GELU, Linear(Ci, D), LayerNorm(D)
+    const int64_t Ci = image_token_dim;
+    p.push_back({"img_emb.proj.0.weight", {Ci}});
+    p.push_back({"img_emb.proj.0.bias", {Ci}});
+    p.push_back({"img_emb.proj.1.weight", {Ci, Ci}});
+    p.push_back({"img_emb.proj.1.bias", {Ci}});
+    p.push_back({"img_emb.proj.3.weight", {D, Ci}});
+    p.push_back({"img_emb.proj.3.bias", {D}});
+    p.push_back({"img_emb.proj.4.weight", {D}});
+    p.push_back({"img_emb.proj.4.bias", {D}});
+  }
   if (track_channels > 0) {
     p.push_back({"track_head.weight", {track_channels, packed_track_channels(), 1, 1, 1}});
     p.push_back({"track_head.bias", {track_channels}});
@@ -92,7 +112,7 @@ double DitConfig::forward_flops(int64_t tokens, int64_t keys) const {
   const double L = static_cast<double>(tokens), D = static_cast<double>(dim), F = static_cast<double>(ffn_dim);
   const double per_block = 2.0 * L * (6.0 * D * D + 2.0 * D * F)     // q, k, v, o, cross q, o, FFN
                            + 4.0 * L * static_cast<double>(keys) * D  // self-attention scores and values
-                           + 4.0 * L * static_cast<double>(text_len) * D;  // cross-attention
+                           + 4.0 * L * static_cast<double>(text_len + image_tokens) * D;  // cross-attention
   const double patch = 2.0 * L * static_cast<double>(in_channels() * patch_t * patch_h * patch_w) * D;
   const double head = 2.0 * L * D * static_cast<double>(out_features());
   // The track head runs at latent resolution: patch_h * patch_w positions per token.
@@ -104,13 +124,24 @@ DitConfig dit_preset(const std::string& name) {
   DitConfig c;  // defaults are the Wan2.1 1.3B numbers
   c.name = name;
   if (name == "wan-1.3b") return c;
-  if (name == "wan-1.3b-i2v") {
+  if (name == "wan-1.3b-i2v") {  // MotionStream's 1.3B keeps Wan2.1's CLIP image cross-attention (SPEC.md 2)
     c.image_condition = true;
+    c.image_tokens = 257;
     return c;
   }
   if (name == "wan-1.3b-motion") {
     c.image_condition = true;
+    c.image_tokens = 257;
     c.track_channels = 16;
+    return c;
+  }
+  if (name == "wan-14b-i2v") {  // Wan2.1-I2V-14B (480P and 720P share the layout)
+    c.image_condition = true;
+    c.image_tokens = 257;
+    c.dim = 5120;
+    c.ffn_dim = 13824;
+    c.num_heads = 40;
+    c.num_layers = 40;
     return c;
   }
   if (name == "cpu-small") {  // ~5M parameters: the CPU streaming benchmark shape
@@ -138,6 +169,13 @@ DitConfig dit_preset(const std::string& name) {
     c.text_len = 7;
     return c;
   }
+  if (name == "tiny-clip") {  // unit tests of the CLIP image branch
+    DitConfig t = dit_preset("tiny");
+    t.name = name;
+    t.image_tokens = 5;
+    t.image_token_dim = 12;
+    return t;
+  }
   if (name == "tiny-motion") {  // training tests: the tiny shapes in a 16-channel latent space
     DitConfig t = dit_preset("tiny");
     t.name = name;
@@ -151,7 +189,7 @@ DitConfig dit_preset(const std::string& name) {
 }
 
 std::vector<std::string> dit_preset_names() {
-  return {"wan-1.3b", "wan-1.3b-i2v", "wan-1.3b-motion", "cpu-small", "tiny", "tiny-motion"};
+  return {"wan-1.3b", "wan-1.3b-i2v", "wan-1.3b-motion", "wan-14b-i2v", "cpu-small", "tiny", "tiny-motion", "tiny-clip"};
 }
 
 void to_json(nlohmann::json& j, const DitConfig& c) {
@@ -168,7 +206,9 @@ void to_json(nlohmann::json& j, const DitConfig& c) {
                      {"text_len", c.text_len},
                      {"num_heads", c.num_heads},
                      {"num_layers", c.num_layers},
-                     {"eps", c.eps}};
+                     {"eps", c.eps},
+                     {"image_tokens", c.image_tokens},
+                     {"image_token_dim", c.image_token_dim}};
 }
 
 void from_json(const nlohmann::json& j, DitConfig& c) {
@@ -191,6 +231,8 @@ void from_json(const nlohmann::json& j, DitConfig& c) {
       else if (key == "num_heads") out.num_heads = value.get<int64_t>();
       else if (key == "num_layers") out.num_layers = value.get<int64_t>();
       else if (key == "eps") out.eps = value.get<double>();
+      else if (key == "image_tokens") out.image_tokens = value.get<int64_t>();  // absent (older files): 0
+      else if (key == "image_token_dim") out.image_token_dim = value.get<int64_t>();
       else throw config_error(key, "unknown field");
     } catch (const nlohmann::json::exception& e) {
       throw config_error(key, std::string("bad value ") + value.dump() + " (" + e.what() + ")");

@@ -30,6 +30,12 @@ struct DitConfig {
   int64_t num_heads = 12;
   int64_t num_layers = 30;
   double eps = 1e-6;
+  // Wan I2V's CLIP image cross-attention: every block also attends to `image_tokens` tokens of width
+  // `image_token_dim` (257 x 1280 for Wan: CLIP ViT-H/14 penultimate-block features of the first frame), projected
+  // once per session by `img_emb`; the two attentions are summed before `o`. 0 = no such branch (T2V layout, and
+  // every config.json written before the field existed).
+  int64_t image_tokens = 0;
+  int64_t image_token_dim = 1280;
   // Patch size over (t, h, w); Wan uses (1, 2, 2) and so does all of this code.
   int64_t patch_t = 1, patch_h = 2, patch_w = 2;
 
@@ -40,6 +46,7 @@ struct DitConfig {
   int64_t out_features() const { return latent_channels * patch_t * patch_h * patch_w; }
   // Channels of the packed track raster fed to the track head: 4 pixel frames per latent frame.
   int64_t packed_track_channels() const { return 4 * track_id_dim; }
+  bool image_branch() const { return image_tokens > 0; }
 
   // Every parameter tensor in Wan2.1 state-dict naming, with its shape, in registration order.
   // Computed from the numbers above alone: nothing is allocated.
@@ -47,15 +54,17 @@ struct DitConfig {
   int64_t parameter_count() const;
 
   // Floating-point operations (2 per multiply-add) of one forward over `tokens` tokens whose self-attention sees
-  // `keys` keys (their own included). Counts every matmul; the per-prompt text K/V projections and elementwise
-  // work are left out (under 1% at every preset).
+  // `keys` keys (their own included). Counts every matmul, the image cross-attention included; the per-prompt text
+  // and per-session image K/V projections and elementwise work are left out (under 1% at every preset).
   double forward_flops(int64_t tokens, int64_t keys) const;
 
   void validate() const;  // throws std::invalid_argument naming the field and value
 };
 
-// Presets: "wan-1.3b" (Wan2.1 1.3B T2V layout), "wan-1.3b-i2v", "wan-1.3b-motion" (I2V + 16 track channels),
-// "cpu-small" (the CPU streaming benchmark model), "tiny" (unit tests), "tiny-motion" (training tests).
+// Presets: "wan-1.3b" (Wan2.1 1.3B T2V layout), "wan-1.3b-i2v" (I2V channels + CLIP image cross-attention),
+// "wan-1.3b-motion" (that + 16 track channels), "wan-14b-i2v" (Wan2.1 I2V 14B layout), "cpu-small" (the CPU
+// streaming benchmark model), "tiny" (unit tests), "tiny-motion" (training tests), "tiny-clip" (tiny + a CLIP
+// branch of 5 tokens of width 12). Only the wan-* I2V presets and tiny-clip have the CLIP branch.
 DitConfig dit_preset(const std::string& name);
 std::vector<std::string> dit_preset_names();
 

@@ -35,7 +35,14 @@ StreamingGenerator::StreamingGenerator(WanDiT model, StreamConfig config, const 
 
 void StreamingGenerator::set_prompt(const at::Tensor& text) {
   torch::NoGradGuard no_grad;
+  ImageKv image = std::move(text_kv_.image);
   text_kv_ = model_->encode_text(text.to(options_));
+  text_kv_.image = std::move(image);
+}
+
+void StreamingGenerator::set_image_tokens(const at::Tensor& tokens) {
+  torch::NoGradGuard no_grad;
+  text_kv_.image = model_->encode_image(tokens.to(options_));
 }
 
 void StreamingGenerator::set_tracks(const TrackSet& tracks) {

@@ -32,6 +32,9 @@ class StreamingGenerator {
                      int64_t latent_h, int64_t latent_w);
 
   void set_prompt(const at::Tensor& text);  // takes effect from the next chunk
+  // CLIP tokens of the first frame [1, image_tokens, image_token_dim], required before the first chunk by models
+  // with the CLIP image cross-attention (DitConfig::image_tokens > 0); kept across prompts and resets.
+  void set_image_tokens(const at::Tensor& tokens);
   // Tracks for the whole stream, frames indexed from the first video frame; used from the next chunk on.
   // Track n keeps its random ID across calls, so a drag that continues stays the same track to the model.
   void set_tracks(const TrackSet& tracks);
