@@ -356,6 +356,8 @@ int run_generate(int argc, char** argv) {
   config.timesteps = FlowSchedule{args.number("shift", model_shift)}.denoising_steps(steps);
   config.seed = static_cast<uint64_t>(args.integer("seed", 0));
   StreamingGenerator generator(loaded.model->dit, config, text, image_latent, H / 8, W / 8);
+  if (dit_config.image_branch())  // Wan I2V: the first frame through CLIP as well
+    generator.set_image_tokens(loaded.model->image_tokens(fitted.image.view({1, 3, H, W}).to(device)));
   if (tracks) generator.set_tracks(*tracks);
   StreamingDecoder decoder(codec.vae());
 

@@ -34,6 +34,7 @@
 #include "motionstream/model/clip_vision.h"
 #include "motionstream/model/dit_checkpoint.h"
 #include "motionstream/model/dit_config.h"
+#include "motionstream/model/published_model.h"
 #include "motionstream/model/umt5_checkpoint.h"
 #include "motionstream/model/vae/wan_vae_config.h"
 #include "motionstream/train/causal_init.h"
@@ -256,12 +257,43 @@ int train(int argc, char** argv) {
   throw std::invalid_argument("unknown training stage '" + stage + "' (known: vae, teacher, causal, dmd)");
 }
 
+// A model folder from published Wan2.1 files (docs/USAGE.md, "From published Wan2.1 files").
+int import_wan(int argc, char** argv) {
+  CliArgs args(argc, argv, 2, {"out", "dit", "part", "preset", "umt5", "tokenizer", "prompt-cache", "taehv", "clip", "dtype"});
+  auto need = [&](const char* key) {
+    if (!args.has(key)) throw std::invalid_argument(std::string("import-wan: --") + key + " is required");
+    return args.str(key, "");
+  };
+  PublishedFiles files;
+  files.dit = need("dit");
+  files.dit_part = args.str("part", "");
+  files.config = dit_preset(args.str("preset", "wan-1.3b-motion"));
+  files.text.weights = need("umt5");
+  files.text.tokenizer = need("tokenizer");
+  files.text.cache = args.str("prompt-cache", "");
+  files.taehv = need("taehv");
+  files.clip = args.str("clip", "");
+  const std::string dtype = args.str("dtype", "bf16");
+  if (dtype != "bf16" && dtype != "f32") throw std::invalid_argument("import-wan: --dtype must be bf16 or f32, got '" + dtype + "'");
+  files.dtype = dtype == "bf16" ? io::DType::BF16 : io::DType::F32;
+  const std::string out = need("out");
+  const DitCheckpointPlan plan = import_published_model(files, out);
+  std::printf("%s: %s (%zu tensors read%s%s), input channels %lld -> %lld\n", out.c_str(), plan.layout.c_str(),
+              plan.load.size(), plan.part.empty() ? "" : (", part " + plan.part).c_str(),
+              plan.zeroed.empty() ? "" : ", silent CLIP branch", static_cast<long long>(plan.stored_in_channels),
+              static_cast<long long>(files.config.in_channels()));
+  return 0;
+}
+
 void usage() {
   std::fprintf(stderr,
                "usage: motionstream <command> [options]\n"
                "  info [--preset NAME]                          model presets: config, tensors, parameters\n"
                "  inspect FILE [--preset NAME] [--prefix P] [--part P]  tensors of a safetensors or .pth file, checked against a\n"
                "                                                preset (DiT, umT5 or wan-vae)\n"
+               "  import-wan --out DIR --dit FILE [--part P] [--preset wan-1.3b-motion] --umt5 FILE --tokenizer FILE\n"
+               "             [--prompt-cache DIR] --taehv FILE [--clip FILE] [--dtype bf16|f32]\n"
+               "                                                a model folder from published Wan2.1 files\n"
                "  train vae|teacher|causal|dmd --run DIR [--config FILE] [--FIELD VALUE ...] [--max-minutes M] [--max-steps N] [--export]\n"
                "                                                a training stage on the synthetic world (resumable)\n"
 #ifdef MS_WITH_MEDIA
@@ -292,6 +324,7 @@ int main(int argc, char** argv) try {
   const std::string command = argv[1];
   if (command == "info") return info(argc, argv);
   if (command == "inspect") return inspect(argc, argv);
+  if (command == "import-wan") return import_wan(argc, argv);
   if (command == "train") return train(argc, argv);
 #ifdef MS_WITH_MEDIA
   if (command == "generate") return generate_command(argc, argv);

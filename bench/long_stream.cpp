@@ -85,6 +85,7 @@ int main(int argc, char** argv) try {
   config.seed = static_cast<uint64_t>(args.integer("seed", 0));
   const at::Tensor latent = codec.encode(fitted.image.view({1, 1, 3, H, W})).select(2, 0);
   StreamingGenerator generator(model->dit, config, model->prompt_context({args.str("prompt", "")}), latent, H / 8, W / 8);
+  if (model->dit->config().image_branch()) generator.set_image_tokens(model->image_tokens(fitted.image.view({1, 3, H, W})));
   StreamingDecoder decoder(codec.vae());
   LiveTracks live(W, H, 16.0);
   std::mt19937_64 rng(config.seed + 1);

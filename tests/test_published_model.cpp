@@ -6,7 +6,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "motionstream/io/safetensors.h"
 #include "motionstream/io/state_dict.h"
+#include "motionstream/model/dit_checkpoint.h"
 #include "motionstream/model/motion_model.h"
 #include "motionstream/model/published_model.h"
 #include "motionstream/model/umt5.h"
@@ -137,4 +139,60 @@ TEST(PublishedModel, TaehvCodecDecodesTheDiTsLatentsAsTheAutoencoderItself) {
     EXPECT_NE(std::string(e.what()).find("wide.safetensors"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(std::filesystem::exists(dir.file("codec2")));
+}
+
+TEST(PublishedModel, ImportsASelfForcingCheckpointWithUmt5AndTaehvIntoAStreamingModelFolder) {
+  if (!sentencepiece_available()) GTEST_SKIP() << "built without sentencepiece";
+  test::ScopedTempDir dir("import_wan");
+  // A published causal T2V generator (no I2V channels, no tracks) under Self-Forcing's "generator_ema.model." names,
+  // next to a "critic" that must not be read.
+  DitConfig t2v = dit_reading_tiny_umt5();
+  t2v.image_condition = false;
+  t2v.track_channels = 0;
+  WanDiT source(t2v), critic(t2v);
+  randomize(*source, 21, 0.1);
+  std::vector<at::Tensor> keep;
+  std::vector<io::TensorToWrite> entries;
+  for (auto* model : {&source, &critic})
+    for (const auto& p : (*model)->named_parameters()) {
+      keep.push_back(p.value().detach().contiguous());
+      entries.push_back({(model == &source ? "generator_ema.model." : "critic.model.") + p.key(), io::DType::F32,
+                         keep.back().sizes().vec(), keep.back().data_ptr()});
+    }
+  io::write_safetensors(dir.file("self_forcing.safetensors"), entries);
+  TinyVae taehv(tiny_vae_preset("cpu"));
+  randomize(*taehv, 4, 0.05);
+  io::save_state_dict(*taehv, dir.file("taehv.safetensors"));
+
+  PublishedFiles files;
+  files.dit = dir.file("self_forcing.safetensors");
+  files.config = dit_reading_tiny_umt5();  // + I2V condition and track channels
+  files.text = write_tiny_umt5(dir);
+  files.taehv = dir.file("taehv.safetensors");
+  files.taehv_preset = "cpu";
+  files.dtype = io::DType::F32;
+  const DitCheckpointPlan plan = import_published_model(files, dir.file("model"));
+  EXPECT_EQ(plan.part, "generator_ema");
+  EXPECT_EQ(plan.stored_in_channels, 16);
+
+  LoadedMotionModel loaded = load_motion_model(dir.file("model"));
+  ASSERT_TRUE(loaded.model->uses_umt5());
+  // Every published tensor arrives unchanged; the patch embedding's new input channels are zero.
+  const auto ours = loaded.model->dit->named_parameters();
+  for (const auto& p : source->named_parameters()) {
+    const at::Tensor& got = ours[p.key()];
+    if (p.key() == "patch_embedding.weight") {
+      EXPECT_TRUE(at::equal(got.narrow(1, 0, 16), p.value())) << p.key();
+      EXPECT_EQ(got.narrow(1, 16, got.size(1) - 16).abs().max().item<double>(), 0.0);
+    } else {
+      EXPECT_TRUE(at::equal(got, p.value())) << p.key();
+    }
+  }
+  // The codec folder opens and decodes with the TAEHV weights.
+  LatentCodec codec(loaded.codec_folder);
+  EXPECT_EQ(codec.channels(), 16);
+  // A file that is not a DiT is refused by name, and nothing is written.
+  files.dit = dir.file("taehv.safetensors");
+  EXPECT_THROW(import_published_model(files, dir.file("model2")), std::exception);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("model2")));
 }

@@ -56,6 +56,8 @@ at::Tensor generate(const ValidationOptions& o, const world::Clip& clip, const M
   const at::Tensor text = model->model->prompt_context({clip.caption});
   const at::Tensor image_latent = codec->encode(first.view({1, 1, 3, o.height, o.width})).select(2, 0);
   StreamingGenerator generator(model->model->dit, config, text, image_latent, o.height / 8, o.width / 8);
+  if (model->model->dit->config().image_branch())
+    generator.set_image_tokens(model->model->image_tokens(first.view({1, 3, o.height, o.width})));
   generator.set_tracks(tracks);
   StreamingDecoder decoder(codec->vae());
   std::vector<at::Tensor> frames;

@@ -31,6 +31,9 @@ class ModelSource : public FrameSource {
     config.seed = o.seed;
     generator_ = std::make_unique<StreamingGenerator>(live_.model_->dit, config, encode(prompt), latent,
                                                       o.height / 8, o.width / 8);
+    MotionModel model = live_.model_;
+    if (model->dit->config().image_branch())  // Wan I2V: the first frame through CLIP as well
+      generator_->set_image_tokens(model->image_tokens(image.view({1, 3, o.height, o.width})));
     decoder_.reset();
     frames_done_ = 0;
   }

@@ -135,6 +135,11 @@ DitConfig dit_preset(const std::string& name) {
     c.track_channels = 16;
     return c;
   }
+  if (name == "wan-1.3b-motion-t2v") {  // grown from a T2V 1.3B (Wan2.1-T2V, Self-Forcing): no CLIP branch
+    c.image_condition = true;
+    c.track_channels = 16;
+    return c;
+  }
   if (name == "wan-14b-i2v") {  // Wan2.1-I2V-14B (480P and 720P share the layout)
     c.image_condition = true;
     c.image_tokens = 257;
@@ -189,7 +194,7 @@ DitConfig dit_preset(const std::string& name) {
 }
 
 std::vector<std::string> dit_preset_names() {
-  return {"wan-1.3b", "wan-1.3b-i2v", "wan-1.3b-motion", "wan-14b-i2v", "cpu-small", "tiny", "tiny-motion", "tiny-clip"};
+  return {"wan-1.3b", "wan-1.3b-i2v", "wan-1.3b-motion", "wan-1.3b-motion-t2v", "wan-14b-i2v", "cpu-small", "tiny", "tiny-motion", "tiny-clip"};
 }
 
 void to_json(nlohmann::json& j, const DitConfig& c) {

@@ -62,7 +62,8 @@ struct DitConfig {
 };
 
 // Presets: "wan-1.3b" (Wan2.1 1.3B T2V layout), "wan-1.3b-i2v" (I2V channels + CLIP image cross-attention),
-// "wan-1.3b-motion" (that + 16 track channels), "wan-14b-i2v" (Wan2.1 I2V 14B layout), "cpu-small" (the CPU
+// "wan-1.3b-motion" (that + 16 track channels), "wan-1.3b-motion-t2v" (the same without the CLIP branch: a
+// MotionStream model grown from a T2V checkpoint such as Wan2.1-T2V-1.3B or Self-Forcing), "wan-14b-i2v" (Wan2.1 I2V 14B layout), "cpu-small" (the CPU
 // streaming benchmark model), "tiny" (unit tests), "tiny-motion" (training tests), "tiny-clip" (tiny + a CLIP
 // branch of 5 tokens of width 12). Only the wan-* I2V presets and tiny-clip have the CLIP branch.
 DitConfig dit_preset(const std::string& name);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "motionstream/io/state_dict.h"
+#include "motionstream/model/clip_vision_checkpoint.h"
 #include "motionstream/model/umt5_prompt_encoder.h"
 
 namespace fs = std::filesystem;
@@ -48,6 +49,25 @@ at::Tensor MotionModelImpl::prompt_context(const std::vector<std::string>& promp
   return at::cat(rows).to(weight.device(), weight.scalar_type());
 }
 
+void MotionModelImpl::set_clip(std::shared_ptr<ClipVisionEncoderImpl> clip, std::string weights, std::string preset) {
+  clip_ = std::move(clip);
+  clip_weights_ = std::move(weights);
+  clip_preset_ = std::move(preset);
+}
+
+at::Tensor MotionModelImpl::image_tokens(const at::Tensor& first_frames) {
+  const DitConfig& c = dit->config();
+  if (!c.image_branch()) throw std::invalid_argument("image_tokens: this model has no CLIP image cross-attention");
+  if (!clip_) throw std::invalid_argument("image_tokens: the model's CLIP vision weights are not set (model.json image_encoder)");
+  const at::Tensor weight = dit->patch_embedding->weight;
+  const auto device = clip_->pos_embedding.device();
+  std::vector<at::Tensor> rows;
+  at::NoGradGuard no_grad;
+  for (int64_t b = 0; b < first_frames.size(0); ++b)
+    rows.push_back(clip_->forward(clip_preprocess(first_frames[b].to(at::kFloat), clip_->config()).to(device)));
+  return at::cat(rows).to(weight.device(), weight.scalar_type());  // [B, 257, 1280]
+}
+
 TextKv MotionModelImpl::encode_prompts(const std::vector<std::string>& prompts) {
   return dit->encode_text(prompt_context(prompts));
 }
@@ -69,9 +89,24 @@ std::shared_ptr<Umt5PromptEncoder> open_umt5_prompt_encoder(const Umt5TextSpec& 
   return encoder;
 }
 
+std::shared_ptr<ClipVisionEncoderImpl> open_clip_vision_encoder(const std::string& weights, const at::Device& device,
+                                                               const std::string& preset) {
+  static std::mutex mutex;
+  static std::map<std::string, std::weak_ptr<ClipVisionEncoderImpl>> open;
+  const std::string key = weights + "|" + preset + "|" + device.str();
+  std::lock_guard<std::mutex> lock(mutex);
+  if (auto shared = open[key].lock()) return shared;
+  ClipVisionEncoder encoder = load_clip_vision_encoder(weights, clip_vision_preset(preset));
+  encoder->to(device);
+  open[key] = encoder.ptr();
+  return encoder.ptr();
+}
+
 MotionModel same_kind_model(const MotionModelImpl& like, const DitConfig& dit_config) {
-  if (like.uses_umt5()) return MotionModel(dit_config, like.umt5(), like.umt5_spec());
-  return MotionModel(dit_config, like.text->vocabulary());
+  MotionModel model = like.uses_umt5() ? MotionModel(dit_config, like.umt5(), like.umt5_spec())
+                                        : MotionModel(dit_config, like.text->vocabulary());
+  model->set_clip(like.clip(), like.clip_weights(), like.clip_preset());
+  return model;
 }
 
 void save_motion_model(MotionModel& model, const std::string& folder, const std::string& codec_folder,
@@ -86,6 +121,8 @@ void save_motion_model(MotionModel& model, const std::string& folder, const std:
     io::save_state_dict(*model->text, (fs::path(folder) / "text_encoder.safetensors").string());
     j["vocabulary"] = model->text->vocabulary();
   }
+  if (!model->clip_weights().empty())
+    j["image_encoder"] = {{"kind", "clip"}, {"weights", model->clip_weights()}, {"preset", model->clip_preset()}};
   j["codec"] = codec_folder;
   std::ofstream(fs::path(folder) / "model.json") << j.dump(2) << "\n";
 }
@@ -112,6 +149,12 @@ LoadedMotionModel load_motion_model(const std::string& folder, const at::Device&
       out.model = MotionModel(dit_config, open_umt5_prompt_encoder(opened, device), opened);
     } else {
       out.model = MotionModel(dit_config, out.description.at("vocabulary").get<std::vector<std::string>>());
+    }
+    if (out.description.contains("image_encoder")) {
+      const auto& image = out.description.at("image_encoder");
+      const std::string weights = fs::absolute(resolve(image.at("weights").get<std::string>())).string();
+      const std::string preset = image.value("preset", "clip-vit-h-14");
+      out.model->set_clip(open_clip_vision_encoder(weights, device, preset), weights, preset);
     }
     out.codec_folder = resolve(out.description.at("codec").get<std::string>());
   } catch (const nlohmann::json::exception& e) {

@@ -4,6 +4,8 @@
 //   - "words": a small learned encoder trained with the DiT (the bundled models): its weights in
 //     text_encoder.safetensors, its vocabulary in model.json; or
 //   - "umt5": Wan's published umT5-XXL, frozen: model.json names its weights, tokenizer and prompt cache.
+// A DiT with Wan I2V's CLIP image cross-attention also reads the first frame through a frozen CLIP ViT-H/14
+// (model.json "image_encoder": {"kind": "clip", "weights": FILE}).
 #pragma once
 
 #include <torch/nn/module.h>
@@ -20,6 +22,7 @@
 namespace ms {
 
 class Umt5PromptEncoder;
+class ClipVisionEncoderImpl;
 
 // Where a umT5 model's prompt context comes from (model.json "text_encoder"; paths relative to the model folder
 // or absolute).
@@ -45,6 +48,15 @@ class MotionModelImpl : public torch::nn::Module {
   // prompts -> text K/V for every block (the per-prompt part of a pass)
   TextKv encode_prompts(const std::vector<std::string>& prompts);
 
+  // The CLIP tokens of first frames [B, 3, H, W] in [0, 1] -> [B, image_tokens, image_token_dim] on the DiT's device
+  // and dtype, for StreamingGenerator::set_image_tokens / WanDiTImpl::encode_image. Throws for a model without
+  // the image branch or without CLIP weights.
+  at::Tensor image_tokens(const at::Tensor& first_frames);
+  void set_clip(std::shared_ptr<ClipVisionEncoderImpl> clip, std::string weights, std::string preset = "clip-vit-h-14");
+  std::shared_ptr<ClipVisionEncoderImpl> clip() const { return clip_; }
+  const std::string& clip_weights() const { return clip_weights_; }
+  const std::string& clip_preset() const { return clip_preset_; }
+
   bool uses_umt5() const { return static_cast<bool>(umt5_); }
   const Umt5TextSpec& umt5_spec() const { return umt5_spec_; }
   std::shared_ptr<Umt5PromptEncoder> umt5() const { return umt5_; }
@@ -55,11 +67,16 @@ class MotionModelImpl : public torch::nn::Module {
  private:
   std::shared_ptr<Umt5PromptEncoder> umt5_;
   Umt5TextSpec umt5_spec_;
+  std::shared_ptr<ClipVisionEncoderImpl> clip_;  // frozen, not a parameter of this model; may be shared
+  std::string clip_weights_, clip_preset_;
 };
 TORCH_MODULE(MotionModel);
 
 // Opens the umT5 prompt encoder a spec names (paths as given): on `device`, bf16 on CUDA, fp32 on the CPU.
 std::shared_ptr<Umt5PromptEncoder> open_umt5_prompt_encoder(const Umt5TextSpec& spec, const at::Device& device);
+// The CLIP vision encoder in `weights` (Wan or Hugging Face names), float32, opened once per (file, device).
+std::shared_ptr<ClipVisionEncoderImpl> open_clip_vision_encoder(const std::string& weights, const at::Device& device,
+                                                               const std::string& preset = "clip-vit-h-14");
 // A model of the same kind as `like` (same prompt encoder, shared when frozen) with another DiT config.
 MotionModel same_kind_model(const MotionModelImpl& like, const DitConfig& dit_config);
 
