@@ -1,8 +1,11 @@
-// Streaming generator benchmark: per-chunk time, FPS, FLOPs and utilisation against this machine's measured matmul
-// peak, all in one run. Prints JSON lines; never fails on a number.
+// Streaming generator benchmark: per-chunk model time, decode time, FPS, latency, FLOPs and utilisation against this
+// machine's measured matmul peak, peak memory and (CUDA) the allocator's new segments after warm-up, all in one run.
+// Prints JSON lines; never fails on a number.
 //
 //   stream_bench --preset cpu-small --width 256 --height 256 --chunks 200 --report 5,200
 //   stream_bench --preset wan-1.3b-motion --width 832 --height 480 --device cuda --dtype bf16 --chunks 30
+//   stream_bench ... --device cuda --eager --cuda-graphs --codec taehv-wan   (both engines, one process, decode on its
+//                                                                             own stream; random TAEHV-width decoder)
 //   stream_bench --preset wan-1.3b-motion --width 832 --height 480 --single-pass --blocks 2   (CPU sanity figure)
 //   stream_bench --preset cpu-small --width 128 --height 128 --codec models/tiny-vae-128      (decode included)
 #include <torch/cuda.h>
@@ -15,15 +18,18 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
 
 #include "motionstream/model/dit.h"
 #include "motionstream/model/vae/latent_codec.h"
+#include "motionstream/stream/overlapped_decoder.h"
 #include "motionstream/stream/streaming_generator.h"
 #include "motionstream/tracks/track_raster.h"
 #include "motionstream/util/cli_args.h"
+#include "motionstream/util/gpu.h"
 
 using namespace ms;
 using json = nlohmann::json;
@@ -78,8 +84,8 @@ at::ScalarType parse_dtype(const std::string& s) {
 int main(int argc, char** argv) try {
   CliArgs args(argc, argv, 1,
                {"preset", "width", "height", "chunks", "steps", "chunk-frames", "sink", "window", "device", "dtype",
-                "threads", "report", "blocks", "seed", "codec"},
-               {"per-chunk", "single-pass"});
+                "threads", "report", "blocks", "seed", "codec", "warmup"},
+               {"per-chunk", "single-pass", "eager", "cuda-graphs"});
   DitConfig config = dit_preset(args.str("preset", "cpu-small"));
   if (args.has("blocks")) config.num_layers = args.integer("blocks", config.num_layers);
   const int64_t width = args.integer("width", 256), height = args.integer("height", 256);
@@ -151,20 +157,26 @@ int main(int argc, char** argv) try {
     return 0;
   }
 
-  StreamingGenerator gen(model, sc, text, image_latent, lh, lw);
-  if (config.image_branch()) gen.set_image_tokens(torch::randn({1, config.image_tokens, config.image_token_dim}));
-  // With an autoencoder, every chunk is also decoded to frames the way the live stream does it.
+  // With an autoencoder, every chunk is also decoded to frames the way the live stream does it: a trained one from its
+  // folder, or a preset name with random weights (e.g. taehv-wan, the public Wan widths 256/128/64) for timing.
   std::unique_ptr<LatentCodec> codec;
-  std::unique_ptr<StreamingDecoder> decoder;
   if (args.has("codec")) {
-    codec = std::make_unique<LatentCodec>(args.str("codec", ""), device);
+    const std::string what = args.str("codec", "");
+    if (std::filesystem::is_directory(what)) {
+      codec = std::make_unique<LatentCodec>(what, device);
+    } else {
+      torch::manual_seed(0);
+      TinyVae vae(tiny_vae_preset(what));
+      vae->to(device);
+      vae->eval();
+      codec = std::make_unique<LatentCodec>(vae, std::vector<double>(vae->config().latent_channels, 0.0),
+                                            std::vector<double>(vae->config().latent_channels, 1.0));
+    }
     if (codec->channels() != config.latent_channels)
       throw std::invalid_argument("--codec has " + std::to_string(codec->channels()) + " latent channels, the model " +
                                   std::to_string(config.latent_channels));
     codec->vae()->to(dtype);
-    decoder = std::make_unique<StreamingDecoder>(codec->vae());
   }
-  if (config.track_channels > 0) gen.set_tracks(tracks);
 
   const int64_t passes = static_cast<int64_t>(sc.timesteps.size()) + 1;
   const int64_t frames_per_chunk = 4 * sc.layout.chunk_frames;  // pixel frames per steady-state chunk
@@ -172,73 +184,139 @@ int main(int argc, char** argv) try {
     const int64_t cached = std::min(chunk, sc.layout.sink_chunks + sc.layout.window_chunks);
     return passes * config.forward_flops(tokens, (cached + 1) * tokens);
   };
+  // Warm-up: sink and window filling, one eager chunk at the steady shape, the capture; allocator counts start after.
+  const int64_t warmup = std::min(chunks, args.integer("warmup", sc.layout.sink_chunks + sc.layout.window_chunks + 2));
+  // CUDA events time the device work without stalling it; elsewhere the clock synchronises (Clock::now).
+  const bool events = device.is_cuda() && gpu::cuda_compiled();
+  auto host_now = [] { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); };
 
-  std::vector<double> seconds, cpu_seconds, decode_seconds;
-  for (int64_t i = 0; i < chunks; ++i) {
-    const double t0 = clock.now(), c0 = process_cpu_seconds();
-    auto latents = gen.next_chunk();  // [1, C, chunk, h, w]
-    const double t1 = clock.now();
-    if (decoder)
-      for (int64_t f = 0; f < latents.size(2); ++f) decoder->push(codec->denormalize_frame(latents.select(2, f)));
-    const double t2 = clock.now();
-    seconds.push_back(t2 - t0);
-    decode_seconds.push_back(t2 - t1);
-    cpu_seconds.push_back(process_cpu_seconds() - c0);
+  std::vector<std::pair<std::string, bool>> modes;  // name, CUDA graphs
+  if (args.has("eager") || !args.has("cuda-graphs")) modes.push_back({"eager", false});
+  if (args.has("cuda-graphs")) modes.push_back({"cuda_graphs", true});
+  at::Tensor eager_last;  // the eager run's last chunk, to check the graph run against
+
+  for (const auto& [mode, graphs] : modes) {
+    gpu::reset_peak_memory(device);
+    StreamConfig msc = sc;
+    msc.cuda_graphs = graphs;
+    StreamingGenerator gen(model, msc, text, image_latent, lh, lw);
+    if (config.image_branch()) gen.set_image_tokens(torch::randn({1, config.image_tokens, config.image_token_dim}));
+    if (config.track_channels > 0) gen.set_tracks(tracks);
+    std::unique_ptr<OverlappedDecoder> decoder;
+    if (codec) decoder = std::make_unique<OverlappedDecoder>(*codec, device);
+
+    // Per chunk: wall time of the loop (on a GPU with the decode overlapped, the period between chunks), device time
+    // of the generation and of the decode, process CPU time.
+    std::vector<double> seconds, model_ms(chunks, 0.0), decode_ms(chunks, 0.0), cpu_seconds;
+    std::vector<gpu::Mark> begun, ended;
+    gpu::MemoryStats after_warmup;
+    at::Tensor last;
+    for (int64_t i = 0; i < chunks; ++i) {
+      const double t0 = events ? host_now() : clock.now(), c0 = process_cpu_seconds();
+      begun.push_back(gpu::mark_current(device, true));
+      last = gen.next_chunk();  // [1, C, chunk, h, w]; queued, not waited for, on a GPU
+      ended.push_back(gpu::mark_current(device, true));
+      if (!events) model_ms[i] = (clock.now() - t0) * 1e3;
+      if (decoder) {
+        if (decoder->pending()) decode_ms[i - 1] = decoder->collect().decode_ms;  // chunk i-1's frames are out
+        decoder->submit(last);
+      } else if (i > 0) {
+        ended[i - 1].wait_host();  // a consumer of chunk i-1's latents: the host stays at most one chunk ahead
+      }
+      if (!events && decoder) {  // serial: this chunk's decode is part of this chunk's time
+        decode_ms[i] = decoder->collect().decode_ms;
+      }
+      seconds.push_back((events ? host_now() : clock.now()) - t0);
+      cpu_seconds.push_back(process_cpu_seconds() - c0);
+      if (i + 1 == warmup) after_warmup = gpu::memory_stats(device);
+      if (!args.has("per-chunk") && ((i + 1) % 10 == 0 || i + 1 == chunks))
+        std::fprintf(stderr, "\r%s chunk %ld/%ld  %.1f ms  %.1f FPS   ", mode.c_str(), static_cast<long>(i + 1),
+                     static_cast<long>(chunks), seconds.back() * 1e3, frames_per_chunk / seconds.back());
+    }
+    if (decoder && decoder->pending()) decode_ms[chunks - 1] = decoder->collect().decode_ms;
+    if (device.is_cuda()) torch::cuda::synchronize();
+    const gpu::MemoryStats at_end = gpu::memory_stats(device);
+    if (events)
+      for (int64_t i = 0; i < chunks; ++i) model_ms[i] = ended[i].ms_since(begun[i]);
+    std::fprintf(stderr, "\n");
     if (args.has("per-chunk"))
-      std::cout << json{{"bench", "chunk"}, {"chunk", i + 1}, {"ms", seconds.back() * 1e3},
-                        {"cpu_ms", cpu_seconds.back() * 1e3},
-                        {"fps", frames_per_chunk / seconds.back()}}
-                       .dump()
-                << std::endl;
-    else if ((i + 1) % 10 == 0 || i + 1 == chunks)
-      std::fprintf(stderr, "\rchunk %ld/%ld  %.1f ms  %.1f FPS   ", static_cast<long>(i + 1), static_cast<long>(chunks),
-                   seconds.back() * 1e3, frames_per_chunk / seconds.back());
-  }
-  std::fprintf(stderr, "\n");
+      for (int64_t i = 0; i < chunks; ++i)
+        std::cout << json{{"bench", "chunk"}, {"mode", mode}, {"chunk", i + 1}, {"ms", seconds[i] * 1e3},
+                          {"model_ms", model_ms[i]}, {"decode_ms", decode_ms[i]}, {"cpu_ms", cpu_seconds[i] * 1e3},
+                          {"fps", frames_per_chunk / seconds[i]},
+                          {"latency_s", (model_ms[i] + decode_ms[i]) / 1e3}}
+                         .dump()
+                  << std::endl;
 
-  // Median over a few chunks around each reported index: robust to a noisy shared machine.
-  auto around = [&](int64_t chunk, const std::vector<double>& series) {
-    std::vector<double> s;
-    for (int64_t i = std::max<int64_t>(1, chunk - 2); i <= std::min(chunks, chunk + 2); ++i) s.push_back(series[i - 1]);
-    std::nth_element(s.begin(), s.begin() + s.size() / 2, s.end());
-    return s[s.size() / 2];
-  };
-  json summary{{"bench", "stream"},
-               {"preset", config.name},
-               {"parameters", config.parameter_count()},
-               {"device", device.str()},
-               {"dtype", args.str("dtype", "fp32")},
-               {"threads", torch::get_num_threads()},
-               {"width", width},
-               {"height", height},
-               {"chunk_frames", sc.layout.chunk_frames},
-               {"sink", sc.layout.sink_chunks},
-               {"window", sc.layout.window_chunks},
-               {"steps", sc.timesteps.size()},
-               {"tokens_per_chunk", tokens},
-               {"chunks", chunks},
-               {"decode", decoder ? "included: " + codec->folder() : "not included (latents only)"},
-               {"peak_rss_mb", peak_rss_mb()},
-               {"matmul_peak_gflops", peak}};
-  for (int64_t r : report_at) {
-    if (r < 1 || r > chunks) continue;
-    const double s = around(r, seconds), flops = chunk_flops(r - 1);
-    summary["at_chunk_" + std::to_string(r)] = {{"ms", s * 1e3},
-                                                {"cpu_ms", around(r, cpu_seconds) * 1e3},
-                                                {"decode_ms", around(r, decode_seconds) * 1e3},
-                                                {"fps", frames_per_chunk / s},
-                                                {"latency_s", s},
-                                                {"gflop", flops / 1e9},
-                                                {"gflops", flops / s / 1e9},
-                                                {"utilisation", flops / s / 1e9 / peak}};
+    // Median over a few chunks around each reported index: robust to a noisy shared machine.
+    auto around = [&](int64_t chunk, const std::vector<double>& series) {
+      std::vector<double> s;
+      for (int64_t i = std::max<int64_t>(1, chunk - 2); i <= std::min(chunks, chunk + 2); ++i) s.push_back(series[i - 1]);
+      std::nth_element(s.begin(), s.begin() + s.size() / 2, s.end());
+      return s[s.size() / 2];
+    };
+    const EngineCounts& counts = gen.engine_counts();
+    json summary{{"bench", "stream"},
+                 {"mode", mode},
+                 {"preset", config.name},
+                 {"parameters", config.parameter_count()},
+                 {"device", device.str()},
+                 {"dtype", args.str("dtype", "fp32")},
+                 {"threads", torch::get_num_threads()},
+                 {"width", width},
+                 {"height", height},
+                 {"chunk_frames", sc.layout.chunk_frames},
+                 {"sink", sc.layout.sink_chunks},
+                 {"window", sc.layout.window_chunks},
+                 {"steps", sc.timesteps.size()},
+                 {"tokens_per_chunk", tokens},
+                 {"chunks", chunks},
+                 {"warmup_chunks", warmup},
+                 {"decode", codec ? "included: " + args.str("codec", "") : "not included (latents only)"},
+                 {"decode_on_own_stream", events && decoder != nullptr},
+                 {"eager_chunks", counts.eager_chunks},
+                 {"graph_replays", counts.graph_replays},
+                 {"graphs_captured", counts.graphs_captured},
+                 {"peak_rss_mb", peak_rss_mb()},
+                 {"matmul_peak_gflops", peak}};
+    if (!gen.graph_error().empty()) summary["graph_error"] = gen.graph_error();
+    if (at_end.available) {  // peaks since this mode began; reserved memory cached by an earlier mode counts in it
+      summary["cuda_peak_allocated_mb"] = at_end.peak_allocated_bytes / 1048576.0;
+      summary["cuda_peak_reserved_mb"] = at_end.peak_reserved_bytes / 1048576.0;
+      summary["cuda_new_segments_after_warmup"] = at_end.segments_created - after_warmup.segments_created;
+      summary["cuda_allocations_after_warmup"] = at_end.allocation_requests - after_warmup.allocation_requests;
+      summary["cuda_allocations_per_chunk_after_warmup"] =
+          chunks > warmup ? double(at_end.allocation_requests - after_warmup.allocation_requests) / double(chunks - warmup)
+                          : 0.0;
+    }
+    for (int64_t r : report_at) {
+      if (r < 1 || r > chunks) continue;
+      const double s = around(r, seconds), m = around(r, model_ms), d = around(r, decode_ms);
+      const double flops = chunk_flops(r - 1);
+      // Latency (docs/PERFORMANCE.md): a track change that arrives just before a chunk starts shows in that chunk's
+      // frames once it is generated and decoded; one that arrives just after waits up to one more chunk period.
+      summary["at_chunk_" + std::to_string(r)] = {{"ms", s * 1e3},
+                                                  {"model_ms", m},
+                                                  {"decode_ms", d},
+                                                  {"cpu_ms", around(r, cpu_seconds) * 1e3},
+                                                  {"fps", frames_per_chunk / s},
+                                                  {"latency_s", (m + d) / 1e3},
+                                                  {"latency_max_s", s + (m + d) / 1e3},
+                                                  {"gflop", flops / 1e9},
+                                                  {"gflops", flops / (m / 1e3) / 1e9},
+                                                  {"utilisation", flops / (m / 1e3) / 1e9 / peak}};
+    }
+    if (report_at.size() >= 2 && report_at.front() >= 1 && report_at.back() <= chunks) {
+      summary["ratio_last_to_first"] = around(report_at.back(), seconds) / around(report_at.front(), seconds);
+      summary["cpu_ratio_last_to_first"] = around(report_at.back(), cpu_seconds) / around(report_at.front(), cpu_seconds);
+    }
+    summary["cache_tokens_at_end"] = gen.cache().cached_tokens();
+    const at::Tensor last_cpu = last.to(at::kCPU, at::kFloat);
+    if (mode == "eager") eager_last = last_cpu;
+    else if (eager_last.defined())  // same seed, same inputs: the graphs must give the eager stream
+      summary["max_abs_diff_vs_eager_last_chunk"] = (last_cpu - eager_last).abs().max().item<double>();
+    std::cout << summary.dump() << std::endl;
   }
-  if (report_at.size() >= 2 && report_at.front() >= 1 && report_at.back() <= chunks)
-  {
-    summary["ratio_last_to_first"] = around(report_at.back(), seconds) / around(report_at.front(), seconds);
-    summary["cpu_ratio_last_to_first"] = around(report_at.back(), cpu_seconds) / around(report_at.front(), cpu_seconds);
-  }
-  summary["cache_tokens_at_end"] = gen.cache().cached_tokens();
-  std::cout << summary.dump() << std::endl;
   return 0;
 } catch (const std::exception& e) {
   std::cerr << "stream_bench: " << e.what() << std::endl;

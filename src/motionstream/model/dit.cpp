@@ -307,12 +307,22 @@ at::Tensor image_condition(const at::Tensor& image_latent, int64_t first_frame, 
   TORCH_CHECK(image_latent.dim() == 4, "image_condition: image latent must be [B, C, H, W], got ",
               image_latent.sizes());
   const auto B = image_latent.size(0), C = image_latent.size(1), H = image_latent.size(2), W = image_latent.size(3);
-  auto cond = at::zeros({B, 4 + C, frames, H, W}, image_latent.options());  // mask (4) | latent (C)
-  if (first_frame == 0) {
-    cond.select(2, 0).narrow(1, 0, 4).fill_(1.0);
-    cond.select(2, 0).narrow(1, 4, C).copy_(image_latent);
-  }
+  auto cond = at::empty({B, 4 + C, frames, H, W}, image_latent.options());  // mask (4) | latent (C)
+  write_image_condition(cond, image_latent, first_frame);
   return cond;
+}
+
+void write_image_condition(at::Tensor& out, const at::Tensor& image_latent, int64_t first_frame) {
+  TORCH_CHECK(image_latent.dim() == 4 && out.dim() == 5 && out.size(0) == image_latent.size(0) &&
+                  out.size(1) == 4 + image_latent.size(1) && out.size(3) == image_latent.size(2) &&
+                  out.size(4) == image_latent.size(3),
+              "write_image_condition: condition ", out.sizes(), " does not fit image latent ", image_latent.sizes());
+  const auto C = image_latent.size(1);
+  out.zero_();
+  if (first_frame == 0) {
+    out.select(2, 0).narrow(1, 0, 4).fill_(1.0);
+    out.select(2, 0).narrow(1, 4, C).copy_(image_latent);
+  }
 }
 
 }  // namespace ms

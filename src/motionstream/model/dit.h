@@ -155,5 +155,7 @@ void zero_track_input_weights(WanDiTImpl& model);
 // The I2V condition for latent frames [first_frame, first_frame + frames) of a video whose first latent frame is
 // image_latent [B, C, H, W]: mask 1 and the latent on frame 0, zeros elsewhere. -> [B, 4 + C, frames, H, W]
 at::Tensor image_condition(const at::Tensor& image_latent, int64_t first_frame, int64_t frames);
+// The same written in place into out [B, 4 + C, frames, H, W] (its storage is kept).
+void write_image_condition(at::Tensor& out, const at::Tensor& image_latent, int64_t first_frame);
 
 }  // namespace ms

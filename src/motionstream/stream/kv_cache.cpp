@@ -57,6 +57,31 @@ void KvCache::reset() {
   commit_ = false;
 }
 
+KvCache::Cursor KvCache::cursor() const {
+  return {sink_filled_, window_filled_, window_oldest_, chunks_committed_, max_position_used_};
+}
+
+void KvCache::set_cursor(const Cursor& c) {
+  const auto& L = layout_;
+  TORCH_CHECK(c.sink_filled >= 0 && c.sink_filled <= L.sink_chunks && c.window_filled >= 0 &&
+                  c.window_filled <= L.window_chunks && c.window_oldest >= 0 &&
+                  (L.window_chunks == 0 ? c.window_oldest == 0 : c.window_oldest < L.window_chunks),
+              "KvCache::set_cursor: sink ", c.sink_filled, "/", L.sink_chunks, ", window ", c.window_filled, "/",
+              L.window_chunks, ", oldest ", c.window_oldest, " do not fit the layout");
+  sink_filled_ = c.sink_filled;
+  window_filled_ = c.window_filled;
+  window_oldest_ = c.window_oldest;
+  chunks_committed_ = c.chunks_committed;
+  max_position_used_ = c.max_position_used;
+}
+
+std::vector<at::Tensor> KvCache::buffers() const {
+  std::vector<at::Tensor> out;
+  for (const auto* list : {&keys_, &values_, &window_keys_, &window_values_})
+    out.insert(out.end(), list->begin(), list->end());
+  return out;
+}
+
 void KvCache::begin(const TokenGrid& grid) {
   TORCH_CHECK(grid == chunk_grid_, "KvCache: a pass over ", grid.frames, "x", grid.h, "x", grid.w,
               " tokens does not match the cache's chunk ", chunk_grid_.frames, "x", chunk_grid_.h, "x", chunk_grid_.w);

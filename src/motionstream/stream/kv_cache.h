@@ -52,6 +52,20 @@ class KvCache : public SelfAttention {
   int64_t max_position_used() const { return max_position_used_; }
   const StreamLayout& layout() const { return layout_; }
 
+  // The host-side bookkeeping, apart from the tensors. A captured CUDA graph replays a chunk's device work without
+  // the host code that moves this cursor, so the graph's owner saves it before capture and sets it after replay.
+  struct Cursor {
+    int64_t sink_filled = 0, window_filled = 0, window_oldest = 0, chunks_committed = 0, max_position_used = -1;
+  };
+  Cursor cursor() const;
+  void set_cursor(const Cursor& c);
+  // Sink and window full: from here on every chunk runs the same kernels on the same buffers, except for the
+  // window ring's phase (which ring entry is oldest): a chunk's device work is a function of ring_phase() alone.
+  bool steady() const { return sink_filled_ == layout_.sink_chunks && window_filled_ == layout_.window_chunks; }
+  int64_t ring_phase() const { return window_oldest_; }
+  // Every key/value buffer, all allocated at construction and never replaced.
+  std::vector<at::Tensor> buffers() const;
+
  private:
   void commit(int64_t block, const at::Tensor& k_rotated, const at::Tensor& k_raw, const at::Tensor& v);
   void advance();  // after the last block of a committing pass
