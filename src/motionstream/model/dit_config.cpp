@@ -1,5 +1,7 @@
 #include "motionstream/model/dit_config.h"
 
+#include "motionstream/model/shape_manifest.h"
+
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -98,15 +100,7 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> DitConfig::parameter_s
   return p;
 }
 
-int64_t DitConfig::parameter_count() const {
-  int64_t total = 0;
-  for (const auto& [name, shape] : parameter_shapes()) {
-    int64_t n = 1;
-    for (int64_t d : shape) n *= d;
-    total += n;
-  }
-  return total;
-}
+int64_t DitConfig::parameter_count() const { return manifest_parameter_count(parameter_shapes()); }
 
 double DitConfig::forward_flops(int64_t tokens, int64_t keys) const {
   const double L = static_cast<double>(tokens), D = static_cast<double>(dim), F = static_cast<double>(ffn_dim);

@@ -1,5 +1,7 @@
 #include "motionstream/model/umt5.h"
 
+#include "motionstream/model/shape_manifest.h"
+
 #include <ATen/ATen.h>
 
 #include <cmath>
@@ -28,15 +30,7 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> Umt5Config::parameter_
   return out;
 }
 
-int64_t Umt5Config::parameter_count() const {
-  int64_t total = 0;
-  for (const auto& [name, shape] : parameter_shapes()) {
-    int64_t n = 1;
-    for (int64_t d : shape) n *= d;
-    total += n;
-  }
-  return total;
-}
+int64_t Umt5Config::parameter_count() const { return manifest_parameter_count(parameter_shapes()); }
 
 void Umt5Config::validate() const {
   auto positive = [](const char* field, int64_t v) {

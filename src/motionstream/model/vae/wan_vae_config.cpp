@@ -1,5 +1,7 @@
 #include "motionstream/model/vae/wan_vae_config.h"
 
+#include "motionstream/model/shape_manifest.h"
+
 #include <stdexcept>
 
 namespace ms {
@@ -134,15 +136,7 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> WanVaeConfig::paramete
   return p;
 }
 
-int64_t WanVaeConfig::parameter_count() const {
-  int64_t total = 0;
-  for (const auto& [name, shape] : parameter_shapes()) {
-    int64_t n = 1;
-    for (int64_t d : shape) n *= d;
-    total += n;
-  }
-  return total;
-}
+int64_t WanVaeConfig::parameter_count() const { return manifest_parameter_count(parameter_shapes()); }
 
 WanVaeConfig wan_vae_preset(const std::string& name) {
   WanVaeConfig c;
