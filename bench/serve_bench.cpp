@@ -4,15 +4,10 @@
 // image and no drag is recorded first; the first frame that differs from it is the first one the drag changed
 // (streams are deterministic until the tracks differ). Prints one JSON line per session count.
 //   serve_bench [--model DIR | --codec DIR] [--sessions 1,2,4] [--seconds 12] [--drag-at 4] [--image PNG]
-#include <sys/socket.h>
-
-#include <boost/asio.hpp>
-#include <boost/beast.hpp>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <chrono>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -22,14 +17,11 @@
 
 #include "motionstream/util/cli_args.h"
 #include "serve/server.h"
+#include "serve/ws_client.h"
 
 using namespace ms;
 using namespace ms::serve;
 using nlohmann::json;
-namespace beast = boost::beast;
-namespace websocket = beast::websocket;
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -41,61 +33,12 @@ struct Frame {
   Clock::time_point received;
 };
 
-class Client {
- public:
-  explicit Client(uint16_t port) : ws_(ioc_) {
-    tcp::resolver resolver(ioc_);
-    net::connect(ws_.next_layer(), resolver.resolve("127.0.0.1", std::to_string(port)));
-    timeval timeout{60, 0};
-    setsockopt(ws_.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    ws_.handshake("127.0.0.1", "/ws");
-  }
-  void send(const json& m) {
-    ws_.text(true);
-    ws_.write(net::buffer(m.dump()));
-  }
-  void send_binary(const std::string& b) {
-    ws_.binary(true);
-    ws_.write(net::buffer(b));
-  }
-  // Text messages are returned as JSON; frames fill `frame` and return null.
-  json next(Frame& frame) {
-    beast::flat_buffer buffer;
-    ws_.read(buffer);
-    const std::string data = beast::buffers_to_string(buffer.data());
-    if (ws_.got_text()) return json::parse(data);
-    std::memcpy(&frame.index, data.data(), 4);
-    std::memcpy(&frame.latency_ms, data.data() + 4, 4);
-    frame.hash = std::hash<std::string>{}(data.substr(16));
-    frame.received = Clock::now();
-    return nullptr;
-  }
-  void close() {
-    beast::error_code ignored;
-    ws_.close(websocket::close_code::normal, ignored);
-  }
-
- private:
-  net::io_context ioc_;
-  websocket::stream<tcp::socket> ws_;
-};
-
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path + ": cannot open");
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-// Reads until a text message of the given type arrives.
-json wait_for(Client& c, const std::string& type) {
-  for (;;) {
-    Frame f;
-    json m = c.next(f);
-    if (!m.is_null() && m.value("type", "") == type) return m;
-    if (!m.is_null() && m.value("type", "") == "error") throw std::runtime_error("server: " + m.dump());
-  }
 }
 
 struct SessionResult {
@@ -106,17 +49,20 @@ struct SessionResult {
 
 // One client: upload, start, stream for `seconds`; drag at `drag_at` seconds (when >= 0).
 SessionResult run_session(uint16_t port, const std::string& image, double seconds, double drag_at) {
-  Client c(port);
+  WsClient c(port, 60);
   SessionResult r;
-  wait_for(c, "hello");
+  c.next_of_type("hello");
   c.send_binary(image);
-  wait_for(c, "image");
+  c.next_of_type("image");
   c.send({{"type", "start"}});
   const Clock::time_point t0 = Clock::now();
   bool dragged = false;
   while (std::chrono::duration<double>(Clock::now() - t0).count() < seconds) {
-    Frame f;
-    if (!c.next(f).is_null()) continue;
+    const json m = c.next();
+    if (m["type"] == "error") throw std::runtime_error("server: " + m.dump());
+    if (m["type"] != "frame") continue;
+    const Frame f{m["index"].get<uint32_t>(), m["latency_ms"].get<float>(), std::hash<std::string>{}(c.last_jpeg()),
+                  Clock::now()};
     r.frames.push_back(f);
     if (drag_at >= 0 && !dragged && std::chrono::duration<double>(Clock::now() - t0).count() >= drag_at) {
       r.drag_frame = f.index;

@@ -1,14 +1,12 @@
 // The live server: sessions apart from the network, then the real server over loopback with real WebSocket clients.
 #ifdef MS_WITH_SERVE
 #include <gtest/gtest.h>
-#include <sys/socket.h>
 
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -17,12 +15,12 @@
 #include "scoped_temp_dir.h"
 #include "serve/jpeg.h"
 #include "serve/server.h"
+#include "serve/ws_client.h"
 
 using namespace ms;
 using namespace ms::serve;
 using nlohmann::json;
 namespace beast = boost::beast;
-namespace websocket = beast::websocket;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
@@ -159,57 +157,6 @@ TEST(Session, DragDrawnOnAFrameMovesTheFramesAfterIt) {
 
 namespace {
 
-// A blocking WebSocket client whose reads give up after a few seconds instead of hanging a broken test.
-class Client {
- public:
-  // receive_buffer > 0: a tiny socket receive buffer, so that a client that stops reading stalls the server's writes.
-  explicit Client(uint16_t port, int receive_buffer = 0) : ws_(ioc_) {
-    tcp::resolver resolver(ioc_);
-    ws_.next_layer().open(tcp::v4());
-    if (receive_buffer > 0) ws_.next_layer().set_option(net::socket_base::receive_buffer_size(receive_buffer));
-    ws_.next_layer().connect(*resolver.resolve("127.0.0.1", std::to_string(port)).begin());
-    timeval timeout{20, 0};
-    setsockopt(ws_.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    ws_.handshake("127.0.0.1", "/ws");
-  }
-  void send(const json& message) {
-    ws_.text(true);
-    ws_.write(net::buffer(message.dump()));
-  }
-  void send_binary(const std::string& bytes) {
-    ws_.binary(true);
-    ws_.write(net::buffer(bytes));
-  }
-  // Next message: text as JSON, or a frame (header decoded, JPEG in "jpeg").
-  json next() {
-    beast::flat_buffer buffer;
-    ws_.read(buffer);
-    const std::string data = beast::buffers_to_string(buffer.data());
-    if (ws_.got_text()) return json::parse(data);
-    uint32_t index, dropped;
-    float latency;
-    std::memcpy(&index, data.data(), 4);
-    std::memcpy(&latency, data.data() + 4, 4);
-    std::memcpy(&dropped, data.data() + 12, 4);
-    return {{"type", "frame"},       {"index", index},
-            {"latency_ms", latency}, {"dropped", dropped},
-            {"jpeg_bytes", data.size() - 16}};
-  }
-  json next_of_type(const std::string& type) {
-    for (int i = 0; i < 1000; ++i) {
-      json m = next();
-      if (m["type"] == type) return m;
-    }
-    throw std::runtime_error("no " + type + " message");
-  }
-  void close() { ws_.close(websocket::close_code::normal); }
-  websocket::stream<tcp::socket>& ws() { return ws_; }
-
- private:
-  net::io_context ioc_;
-  websocket::stream<tcp::socket> ws_;
-};
-
 std::string http_get(uint16_t port, const std::string& target, int* status) {
   net::io_context ioc;
   beast::tcp_stream stream(ioc);
@@ -239,7 +186,7 @@ TEST(Server, AHealthySessionStreamsThroughAbuseFromOthers) {
   server.start();
   const uint16_t port = server.port();
 
-  Client healthy(port);
+  WsClient healthy(port);
   const json hello = healthy.next();
   ASSERT_EQ(hello["type"], "hello");
   healthy.send_binary(photo());
@@ -250,33 +197,32 @@ TEST(Server, AHealthySessionStreamsThroughAbuseFromOthers) {
 
   // Abuse from other clients, between frames of the healthy one.
   for (int i = 0; i < 100; ++i) {
-    Client c(port);
+    WsClient c(port);
     if (i % 10 == 0) c.next();  // some read their hello first
     c.close();
   }
   {
-    Client rude(port);
+    WsClient rude(port);
     rude.next();
     rude.send_binary(std::string(300000, 'x'));  // over the limit, under the hard cap
     EXPECT_NE(rude.next()["message"].get<std::string>().find("over the limit"), std::string::npos);
     rude.send_binary("not an image");
     EXPECT_NE(rude.next()["message"].get<std::string>().find("not a PNG or JPEG"), std::string::npos);
-    rude.ws().text(true);
-    rude.ws().write(net::buffer(std::string("}{")));
+    rude.send_text("}{");
     EXPECT_NE(rude.next()["message"].get<std::string>().find("not JSON"), std::string::npos);
     rude.send({{"type", "pin"}, {"x", 1e9}, {"y", 0}, {"frame", 0}});
     EXPECT_EQ(rude.next()["type"], "error");
     // Full server (healthy, rude, second): a fourth session is told so.
-    Client second(port);
+    WsClient second(port);
     second.next();
-    Client third(port);
+    WsClient third(port);
     EXPECT_NE(third.next()["message"].get<std::string>().find("server is full"), std::string::npos);
   }
   for (int i = 0; i < 500 && server.sessions() > 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   ASSERT_EQ(server.sessions(), 1u) << "closed sessions are gone";
 
   // A client that streams but stops reading: its frames are dropped, nobody else's.
-  Client stalled(port, 2048);
+  WsClient stalled(port, 20, 2048);
   stalled.next();
   stalled.send_binary(photo());
   stalled.send({{"type", "start"}});
@@ -328,7 +274,7 @@ TEST(Server, RandomWeightsModelStreamsDecodedFrames) {
   options.web_dir = std::string(MS_SOURCE_DIR) + "/web";
   Server server(std::make_shared<const LiveModel>(o), options);
   server.start();
-  Client c(server.port());
+  WsClient c(server.port());
   EXPECT_EQ(c.next()["model"]["trained"], false);
   c.send_binary(photo());
   c.next_of_type("image");
@@ -353,14 +299,14 @@ TEST(Server, IdleSessionsAreReapedAndTheirSlotsFreed) {
   Server server(warp_model(), options);
   server.start();
   {
-    Client idle(server.port());
+    WsClient idle(server.port());
     EXPECT_EQ(idle.next()["type"], "hello");
     const json bye = idle.next();  // nothing sent: the server closes the session
     EXPECT_NE(bye.value("message", "").find("idle"), std::string::npos) << bye.dump();
   }
   for (int i = 0; i < 300 && server.sessions() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(server.sessions(), 0u);
-  Client next(server.port());  // the only slot is free again
+  WsClient next(server.port());  // the only slot is free again
   EXPECT_EQ(next.next()["type"], "hello");
   server.stop();
 }

@@ -26,19 +26,33 @@ inline std::string random_codec_folder(const std::string& name) {
   return dir.string();
 }
 
-inline TeacherTrainConfig tiny_teacher_config(const std::string& codec, int64_t steps) {
-  TeacherTrainConfig c;
-  c.dit_preset = "tiny-motion";
-  c.codec = codec;
+// What every tiny stage shares: 32x32 clips without photos, `steps` steps, a checkpoint after each.
+template <typename Config>
+Config tiny_stage_config(int64_t steps) {
+  Config c;
   c.width = c.height = 32;
-  c.frames = 5;
-  c.batch = 2;
   c.steps = steps;
   c.checkpoint_minutes = 0;
+  c.photos = "none";
+  return c;
+}
+
+// Validation out of the way (one clip, rarely) and a one-step warm-up: for the stages that have both.
+template <typename Config>
+Config tiny_validated_stage_config(int64_t steps) {
+  Config c = tiny_stage_config<Config>(steps);
   c.validate_every = 1000;
   c.validation_clips = 1;
   c.warmup_steps = 1;
-  c.photos = "none";
+  return c;
+}
+
+inline TeacherTrainConfig tiny_teacher_config(const std::string& codec, int64_t steps) {
+  TeacherTrainConfig c = tiny_validated_stage_config<TeacherTrainConfig>(steps);
+  c.dit_preset = "tiny-motion";
+  c.codec = codec;
+  c.frames = 5;
+  c.batch = 2;
   return c;
 }
 
@@ -50,34 +64,23 @@ inline std::string tiny_teacher_folder(const std::string& name) {
 }
 
 inline CausalInitConfig tiny_causal_config(const std::string& teacher, int64_t steps) {
-  CausalInitConfig c;
+  CausalInitConfig c = tiny_validated_stage_config<CausalInitConfig>(steps);
   c.teacher = teacher;
-  c.width = c.height = 32;
   c.frames = 21;  // 6 latent frames = 2 chunks
   c.windows = {1, 2};
   c.teacher_substeps = 2;
   c.batch = 2;
-  c.steps = steps;
-  c.checkpoint_minutes = 0;
-  c.validate_every = 1000;
-  c.validation_clips = 1;
-  c.warmup_steps = 1;
-  c.photos = "none";
   return c;
 }
 
 inline DmdConfig tiny_dmd_config(const std::string& teacher, int64_t steps) {
-  DmdConfig c;
+  DmdConfig c = tiny_stage_config<DmdConfig>(steps);
   c.student = teacher;  // any motion model folder serves as the starting student for the plumbing
   c.teacher = teacher;
-  c.width = c.height = 32;
   c.frames = 21;
   c.windows = {1, 2};
   c.batch = 1;
   c.critic_steps = 2;
-  c.steps = steps;
-  c.checkpoint_minutes = 0;
-  c.photos = "none";
   return c;
 }
 

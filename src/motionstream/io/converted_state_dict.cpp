@@ -21,7 +21,10 @@ std::string shape_str(at::IntArrayRef shape) {
 
 size_t converted_count(const NameTable& table, const std::vector<TensorInfo>& tensors) {
   size_t n = 0;
-  for (const auto& t : tensors) n += table.to_ours(t.name).has_value();
+  for (const auto& t : tensors) {
+    const auto ours = table.to_ours(t.name);
+    n += ours && !ours->empty();  // tensors the model loads: skipped ones say little about the layout
+  }
   return n;
 }
 
@@ -60,7 +63,7 @@ ConvertedLoadReport load_converted_tensors(const TensorFile& file, const std::ma
   std::set<std::string> filled;
   for (const auto& info : file.tensors()) {
     const auto ours = table.to_ours(info.name);
-    if (table.ignores(info.name) || (ours && ours->empty())) {  // stored by that layout, unused by the model
+    if (ours && ours->empty()) {  // stored by that layout, unused by the model
       report.ignored.push_back(info.name);
       continue;
     }

@@ -19,7 +19,7 @@ class TensorFile;
 struct ConvertedLoadReport {
   std::string layout;                // the table that was used
   LoadReport names;                  // loaded: our names; missing: our names; unexpected: stored names
-  std::vector<std::string> ignored;  // stored names skipped because the table ignores them (NameTable::ignores)
+  std::vector<std::string> ignored;  // stored names the table maps to nothing (rules with an empty target)
 };
 
 // Picks, among `layouts`, the table that converts the most stored names, then requires that every stored tensor

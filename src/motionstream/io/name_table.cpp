@@ -13,6 +13,10 @@ constexpr size_t kIndexSize = 3;
 
 // Matches `name` against `pattern`; on success `index` holds the digits that stood for {N} (empty without one).
 bool match(const std::string& pattern, const std::string& name, std::string* index) {
+  if (!pattern.empty() && pattern.back() == '*') {  // everything under a prefix
+    index->clear();
+    return name.compare(0, pattern.size() - 1, pattern, 0, pattern.size() - 1) == 0;
+  }
   const size_t at = pattern.find(kIndex);
   if (at == std::string::npos) {
     index->clear();
@@ -30,16 +34,18 @@ bool match(const std::string& pattern, const std::string& name, std::string* ind
 
 }  // namespace
 
-NameTable::NameTable(std::string layout, std::vector<NameRule> rules, std::vector<std::string> ignored)
-    : layout_(std::move(layout)), rules_(std::move(rules)), ignored_(std::move(ignored)) {
-  for (const auto& prefix : ignored_)
-    if (prefix.empty()) throw std::invalid_argument("name table " + layout_ + ": an ignored prefix must not be empty");
+NameTable::NameTable(std::string layout, std::vector<NameRule> rules)
+    : layout_(std::move(layout)), rules_(std::move(rules)) {
   for (const auto& r : rules_) {
     const bool stored_indexed = r.stored.find(kIndex) != std::string::npos;
     const bool ours_indexed = r.ours.find(kIndex) != std::string::npos;
     if ((stored_indexed != ours_indexed && !r.ours.empty()) || (stored_indexed && r.stored.find(kIndex, r.stored.find(kIndex) + 1) != std::string::npos))
       throw std::invalid_argument("name table " + layout_ + ": rule '" + r.stored + "' -> '" + r.ours +
                                   "' must use {N} once on both sides (or leave ours empty) or not at all");
+    const size_t star = r.stored.find('*');
+    if (star != std::string::npos && (star + 1 != r.stored.size() || star == 0 || !r.ours.empty() || stored_indexed))
+      throw std::invalid_argument("name table " + layout_ + ": rule '" + r.stored + "' -> '" + r.ours +
+                                  "': '*' may only end a prefix without {N}, in a rule whose target is empty");
   }
 }
 
@@ -60,11 +66,5 @@ std::optional<std::string> translate(const std::vector<NameRule>& rules, const s
 std::optional<std::string> NameTable::to_ours(const std::string& stored) const { return translate(rules_, stored, true); }
 
 std::optional<std::string> NameTable::to_stored(const std::string& ours) const { return translate(rules_, ours, false); }
-
-bool NameTable::ignores(const std::string& stored) const {
-  for (const auto& prefix : ignored_)
-    if (stored.compare(0, prefix.size(), prefix) == 0) return true;
-  return false;
-}
 
 }  // namespace ms::io

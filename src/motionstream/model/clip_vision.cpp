@@ -1,7 +1,5 @@
 #include "motionstream/model/clip_vision.h"
 
-#include "motionstream/model/shape_manifest.h"
-
 #include <ATen/ATen.h>
 #include <torch/nn/modules/activation.h>
 
@@ -12,9 +10,9 @@ namespace ms {
 
 // ---------------------------------------------------------------- config
 
-std::vector<std::pair<std::string, std::vector<int64_t>>> ClipVisionConfig::parameter_shapes() const {
+ShapeManifest ClipVisionConfig::parameter_shapes() const {
   // libtorch lists a module's own parameters before its children's: the embeddings and head first.
-  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+  ShapeManifest out;
   out.push_back({"cls_embedding", {1, 1, dim}});
   out.push_back({"pos_embedding", {1, tokens(), dim}});
   out.push_back({"head", {dim, out_dim}});

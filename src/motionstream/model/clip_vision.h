@@ -26,6 +26,8 @@
 #include <utility>
 #include <vector>
 
+#include "motionstream/model/shape_manifest.h"
+
 namespace ms {
 
 struct ClipVisionConfig {
@@ -47,7 +49,7 @@ struct ClipVisionConfig {
   int64_t tokens() const { return grid() * grid() + 1; }        // 257: class token + patches
   int64_t head_dim() const { return dim / num_heads; }
   // Every parameter in the module's (Wan) naming, with its shape, in registration order. Allocates nothing.
-  std::vector<std::pair<std::string, std::vector<int64_t>>> parameter_shapes() const;
+  ShapeManifest parameter_shapes() const;
   int64_t parameter_count() const;
   void validate() const;  // throws std::invalid_argument naming the field
 };

@@ -38,8 +38,9 @@ const io::NameTable& clip_vision_wan_names() {
           {"visual.post_norm.weight", "post_norm.weight"},
           {"visual.post_norm.bias", "post_norm.bias"},
           {"visual.head", "head"},
-      },
-      {"textual.", "log_scale"});  // the XLM-RoBERTa text tower and the contrastive temperature
+          {"textual.*", ""},  // the XLM-RoBERTa text tower
+          {"log_scale", ""},  // the contrastive temperature
+      });
   return table;
 }
 
@@ -71,9 +72,11 @@ const io::NameTable& clip_vision_hf_names() {
           {"vision_model.post_layernorm.weight", "post_norm.weight"},
           {"vision_model.post_layernorm.bias", "post_norm.bias"},
           {"visual_projection.weight", "head"},
-      },
-      // position_ids: a buffer older transformers versions saved; the rest: a whole CLIPModel's text side.
-      {"vision_model.embeddings.position_ids", "text_model.", "text_projection.", "logit_scale"});
+          {"vision_model.embeddings.position_ids", ""},  // a buffer older transformers versions saved
+          {"text_model.*", ""},                          // a whole CLIPModel's text side
+          {"text_projection.*", ""},
+          {"logit_scale", ""},
+      });
   return table;
 }
 

@@ -72,34 +72,42 @@ TextKv MotionModelImpl::encode_prompts(const std::vector<std::string>& prompts) 
   return dit->encode_text(prompt_context(prompts));
 }
 
-std::shared_ptr<Umt5PromptEncoder> open_umt5_prompt_encoder(const Umt5TextSpec& spec, const at::Device& device) {
-  // One encoder per (files, device) in a process: a trainer's teacher, critic, student and EMA share its weights.
-  static std::mutex mutex;
-  static std::map<std::string, std::weak_ptr<Umt5PromptEncoder>> open;
-  const std::string key = spec.weights + "|" + spec.tokenizer + "|" + spec.cache + "|" + spec.preset + "|" + device.str();
+namespace {
+
+// One shared object per key in a process, made by `open` on first use and kept while anyone holds it: a trainer's
+// teacher, critic, student and EMA share one frozen encoder's weights.
+template <typename T, typename Open>
+std::shared_ptr<T> shared_per_process(const std::string& key, Open open) {
+  static std::mutex mutex;  // one per T
+  static std::map<std::string, std::weak_ptr<T>> alive;
   std::lock_guard<std::mutex> lock(mutex);
-  if (auto shared = open[key].lock()) return shared;
-  Umt5PromptEncoderOptions options;
-  options.config = umt5_preset(spec.preset);
-  options.device = device;
-  options.dtype = device.is_cpu() ? at::kFloat : at::kBFloat16;
-  options.cache_folder = spec.cache;
-  auto encoder = std::make_shared<Umt5PromptEncoder>(spec.weights, spec.tokenizer, options);
-  open[key] = encoder;
-  return encoder;
+  if (auto shared = alive[key].lock()) return shared;
+  std::shared_ptr<T> made = open();
+  alive[key] = made;
+  return made;
+}
+
+}  // namespace
+
+std::shared_ptr<Umt5PromptEncoder> open_umt5_prompt_encoder(const Umt5TextSpec& spec, const at::Device& device) {
+  const std::string key = spec.weights + "|" + spec.tokenizer + "|" + spec.cache + "|" + spec.preset + "|" + device.str();
+  return shared_per_process<Umt5PromptEncoder>(key, [&] {
+    Umt5PromptEncoderOptions options;
+    options.config = umt5_preset(spec.preset);
+    options.device = device;
+    options.dtype = device.is_cpu() ? at::kFloat : at::kBFloat16;
+    options.cache_folder = spec.cache;
+    return std::make_shared<Umt5PromptEncoder>(spec.weights, spec.tokenizer, options);
+  });
 }
 
 std::shared_ptr<ClipVisionEncoderImpl> open_clip_vision_encoder(const std::string& weights, const at::Device& device,
                                                                const std::string& preset) {
-  static std::mutex mutex;
-  static std::map<std::string, std::weak_ptr<ClipVisionEncoderImpl>> open;
-  const std::string key = weights + "|" + preset + "|" + device.str();
-  std::lock_guard<std::mutex> lock(mutex);
-  if (auto shared = open[key].lock()) return shared;
-  ClipVisionEncoder encoder = load_clip_vision_encoder(weights, clip_vision_preset(preset));
-  encoder->to(device);
-  open[key] = encoder.ptr();
-  return encoder.ptr();
+  return shared_per_process<ClipVisionEncoderImpl>(weights + "|" + preset + "|" + device.str(), [&] {
+    ClipVisionEncoder encoder = load_clip_vision_encoder(weights, clip_vision_preset(preset));
+    encoder->to(device);
+    return encoder.ptr();
+  });
 }
 
 MotionModel same_kind_model(const MotionModelImpl& like, const DitConfig& dit_config) {

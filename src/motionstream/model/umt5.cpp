@@ -1,7 +1,5 @@
 #include "motionstream/model/umt5.h"
 
-#include "motionstream/model/shape_manifest.h"
-
 #include <ATen/ATen.h>
 
 #include <cmath>
@@ -12,8 +10,8 @@ namespace ms {
 
 // ---------------------------------------------------------------- config
 
-std::vector<std::pair<std::string, std::vector<int64_t>>> Umt5Config::parameter_shapes() const {
-  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+ShapeManifest Umt5Config::parameter_shapes() const {
+  ShapeManifest out;
   out.push_back({"token_embedding.weight", {vocab, dim}});
   for (int64_t i = 0; i < num_layers; ++i) {
     const std::string b = "blocks." + std::to_string(i) + ".";

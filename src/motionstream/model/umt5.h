@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "motionstream/model/shape_manifest.h"
+
 namespace ms {
 
 struct Umt5Config {
@@ -36,7 +38,7 @@ struct Umt5Config {
 
   int64_t attn_dim() const { return num_heads * head_dim; }
   // Every parameter in the module's (Wan) naming, with its shape, in registration order. Allocates nothing.
-  std::vector<std::pair<std::string, std::vector<int64_t>>> parameter_shapes() const;
+  ShapeManifest parameter_shapes() const;
   int64_t parameter_count() const;
   void validate() const;  // throws std::invalid_argument naming the field
 };

@@ -1,7 +1,5 @@
 #include "motionstream/model/vae/wan_vae_config.h"
 
-#include "motionstream/model/shape_manifest.h"
-
 #include <stdexcept>
 
 namespace ms {
@@ -12,11 +10,9 @@ std::invalid_argument config_error(const std::string& field, const std::string& 
   return std::invalid_argument("WanVaeConfig." + field + ": " + why);
 }
 
-using Manifest = std::vector<std::pair<std::string, std::vector<int64_t>>>;
-
 // The manifest mirrors the module tree of wan_vae.cpp; the WanVae tests check the two agree name by name.
 struct ManifestWriter {
-  Manifest& out;
+  ShapeManifest& out;
 
   void conv3d(const std::string& name, int64_t in, int64_t out_ch, int64_t kt, int64_t k) {
     out.push_back({name + ".weight", {out_ch, in, kt, k, k}});
@@ -95,8 +91,8 @@ void WanVaeConfig::validate() const {
       throw config_error("base_dim", "decoder width " + std::to_string(d) + " must be even (upsampling halves it)");
 }
 
-std::vector<std::pair<std::string, std::vector<int64_t>>> WanVaeConfig::parameter_shapes() const {
-  Manifest p;
+ShapeManifest WanVaeConfig::parameter_shapes() const {
+  ShapeManifest p;
   ManifestWriter w{p};
   const size_t stages = dim_mult.size();
 

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "motionstream/model/shape_manifest.h"
+
 namespace ms {
 
 struct WanVaeConfig {
@@ -30,7 +32,7 @@ struct WanVaeConfig {
 
   // Every parameter in the published state-dict naming, with its shape, in registration order
   // (encoder, conv1, conv2, decoder). Computed from the numbers above alone: nothing is allocated.
-  std::vector<std::pair<std::string, std::vector<int64_t>>> parameter_shapes() const;
+  ShapeManifest parameter_shapes() const;
   int64_t parameter_count() const;
 
   void validate() const;  // throws std::invalid_argument naming the field and value
