@@ -358,6 +358,7 @@ int run_generate(int argc, char** argv) {
   StreamingGenerator generator(loaded.model->dit, config, text, image_latent, H / 8, W / 8);
   if (dit_config.image_branch())  // Wan I2V: the first frame through CLIP as well
     generator.set_image_tokens(loaded.model->image_tokens(fitted.image.view({1, 3, H, W}).to(device)));
+  if (dit_config.track_warp_hint) generator.set_warp_hint_source(codec, fitted.image.view({3, H, W}));
   if (tracks) generator.set_tracks(*tracks);
   StreamingDecoder decoder(codec.vae());
 

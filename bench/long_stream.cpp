@@ -86,6 +86,7 @@ int main(int argc, char** argv) try {
   const at::Tensor latent = codec.encode(fitted.image.view({1, 1, 3, H, W})).select(2, 0);
   StreamingGenerator generator(model->dit, config, model->prompt_context({args.str("prompt", "")}), latent, H / 8, W / 8);
   if (model->dit->config().image_branch()) generator.set_image_tokens(model->image_tokens(fitted.image.view({1, 3, H, W})));
+  if (model->dit->config().track_warp_hint) generator.set_warp_hint_source(codec, fitted.image.view({3, H, W}));
   StreamingDecoder decoder(codec.vae());
   LiveTracks live(W, H, 16.0);
   std::mt19937_64 rng(config.seed + 1);

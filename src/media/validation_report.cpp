@@ -58,6 +58,7 @@ at::Tensor generate(const ValidationOptions& o, const world::Clip& clip, const M
   StreamingGenerator generator(model->model->dit, config, text, image_latent, o.height / 8, o.width / 8);
   if (model->model->dit->config().image_branch())
     generator.set_image_tokens(model->model->image_tokens(first.view({1, 3, o.height, o.width})));
+  if (model->model->dit->config().track_warp_hint) generator.set_warp_hint_source(*codec, first);
   generator.set_tracks(tracks);
   StreamingDecoder decoder(codec->vae());
   std::vector<at::Tensor> frames;
@@ -111,7 +112,7 @@ json validation_report(const ValidationOptions& o) {
     auto gen = at::detail::createCPUGenerator(seed);
     const at::Tensor latents = codec ? codec->encode(clip.video.unsqueeze(0))[0]
                                      : at::zeros({dit.latent_channels, (o.frames - 1) / 4 + 1, o.height / 8, o.width / 8});
-    const MotionBatch batch = make_motion_batch({&clip}, {latents}, dit, data, gen);
+    const MotionBatch batch = make_motion_batch({&clip}, {latents}, dit, data, gen, codec.get());
     const at::Tensor video = generate(o, clip, batch, model.get(), codec.get()).clamp(0.0, 1.0);  // [T, 3, H, W]
     const EvalReport report = evaluate_video(video, batch.track_sets[0], clip.video);
     json row = to_json(report);

@@ -34,6 +34,8 @@ class ModelSource : public FrameSource {
     MotionModel model = live_.model_;
     if (model->dit->config().image_branch())  // Wan I2V: the first frame through CLIP as well
       generator_->set_image_tokens(model->image_tokens(image.view({1, 3, o.height, o.width})));
+    if (model->dit->config().track_warp_hint)  // the first frame warped along the tracks, in the condition
+      generator_->set_warp_hint_source(*live_.codec_, image.view({3, o.height, o.width}));
     decoder_.reset();
     frames_done_ = 0;
   }

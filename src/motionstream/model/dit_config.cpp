@@ -1,7 +1,5 @@
 #include "motionstream/model/dit_config.h"
 
-#include "motionstream/model/shape_manifest.h"
-
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -37,10 +35,15 @@ void DitConfig::validate() const {
   if (track_id_dim % 2 != 0) throw config_error("track_id_dim", "must be even, got " + std::to_string(track_id_dim));
   if (patch_t != 1 || patch_h != 2 || patch_w != 2)
     throw config_error("patch", "only the Wan patch (1, 2, 2) is supported");
+  if ((track_latent_copy || track_warp_hint) && !(image_condition && track_channels > 0))
+    throw config_error(track_latent_copy ? "track_latent_copy" : "track_warp_hint",
+                       "needs the I2V condition and a track head (image_condition, track_channels > 0)");
+  if (track_latent_copy && track_warp_hint)
+    throw config_error("track_warp_hint", "and track_latent_copy both write the later frames' condition: pick one");
 }
 
-std::vector<std::pair<std::string, std::vector<int64_t>>> DitConfig::parameter_shapes() const {
-  std::vector<std::pair<std::string, std::vector<int64_t>>> p;
+ShapeManifest DitConfig::parameter_shapes() const {
+  ShapeManifest p;
   const int64_t D = dim;
   p.push_back({"patch_embedding.weight", {D, in_channels(), patch_t, patch_h, patch_w}});
   p.push_back({"patch_embedding.bias", {D}});
@@ -198,6 +201,7 @@ void to_json(nlohmann::json& j, const DitConfig& c) {
                      {"track_channels", c.track_channels},
                      {"track_id_dim", c.track_id_dim},
                      {"track_latent_copy", c.track_latent_copy},
+                     {"track_warp_hint", c.track_warp_hint},
                      {"dim", c.dim},
                      {"ffn_dim", c.ffn_dim},
                      {"freq_dim", c.freq_dim},
@@ -222,6 +226,7 @@ void from_json(const nlohmann::json& j, DitConfig& c) {
       else if (key == "track_channels") out.track_channels = value.get<int64_t>();
       else if (key == "track_id_dim") out.track_id_dim = value.get<int64_t>();
       else if (key == "track_latent_copy") out.track_latent_copy = value.get<bool>();
+      else if (key == "track_warp_hint") out.track_warp_hint = value.get<bool>();
       else if (key == "dim") out.dim = value.get<int64_t>();
       else if (key == "ffn_dim") out.ffn_dim = value.get<int64_t>();
       else if (key == "freq_dim") out.freq_dim = value.get<int64_t>();

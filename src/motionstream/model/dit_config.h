@@ -8,6 +8,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "motionstream/model/shape_manifest.h"
+
 namespace ms {
 
 struct DitConfig {
@@ -22,6 +24,9 @@ struct DitConfig {
   // Also copy the first frame's latent along the tracks into the I2V condition of later frames (Wan-Move's latent
   // trajectory guidance; ms::copy_latents_along_tracks): no new weights, a strong hint of what goes where.
   bool track_latent_copy = false;
+  // Or the first frame warped along the tracks in pixels and encoded (ms::write_warp_hint): the same hint, but in
+  // step with the content's sub-cell position, which the small autoencoder's latents depend on.
+  bool track_warp_hint = false;
   int64_t dim = 1536;
   int64_t ffn_dim = 8960;
   int64_t freq_dim = 256;         // sinusoidal timestep embedding width
@@ -50,7 +55,7 @@ struct DitConfig {
 
   // Every parameter tensor in Wan2.1 state-dict naming, with its shape, in registration order.
   // Computed from the numbers above alone: nothing is allocated.
-  std::vector<std::pair<std::string, std::vector<int64_t>>> parameter_shapes() const;
+  ShapeManifest parameter_shapes() const;
   int64_t parameter_count() const;
 
   // Floating-point operations (2 per multiply-add) of one forward over `tokens` tokens whose self-attention sees

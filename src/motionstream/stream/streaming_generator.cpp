@@ -4,8 +4,10 @@
 #include <c10/util/Exception.h>
 #include <torch/utils.h>
 
+#include <sstream>
 #include <stdexcept>
 
+#include "motionstream/model/warp_hint.h"
 #include "motionstream/tracks/track_raster.h"
 
 namespace ms {
@@ -72,6 +74,17 @@ void StreamingGenerator::set_image_tokens(const at::Tensor& tokens) {
   graphs_.clear();
 }
 
+void StreamingGenerator::set_warp_hint_source(LatentCodec& codec, const at::Tensor& image) {
+  if (image.dim() != 3 || image.size(0) != 3 || image.size(1) != 8 * latent_h_ || image.size(2) != 8 * latent_w_) {
+    std::ostringstream got;
+    got << image.sizes();
+    throw std::invalid_argument("StreamingGenerator: the warp hint's image must be [3, " + std::to_string(8 * latent_h_) +
+                                ", " + std::to_string(8 * latent_w_) + "], got " + got.str());
+  }
+  hint_codec_ = &codec;
+  hint_image_ = image.to(at::kCPU, at::kFloat);
+}
+
 void StreamingGenerator::set_tracks(const TrackSet& tracks) {
   tracks.validate();
   const int64_t have = track_ids_.defined() ? track_ids_.size(0) : 0;
@@ -97,6 +110,12 @@ void StreamingGenerator::write_condition(at::Tensor& condition) const {
   write_image_condition(condition, image_latent_, first);
   if (c.track_latent_copy && tracks_ && tracks_->points() > 0)
     copy_latents_along_tracks(condition, image_latent_, {*tracks_}, first);
+  if (c.track_warp_hint && tracks_ && tracks_->points() > 0) {
+    if (!hint_codec_)
+      throw std::invalid_argument("StreamingGenerator: this model takes the warp hint (track_warp_hint): call "
+                                  "set_warp_hint_source with the codec and the first image before streaming");
+    write_warp_hint(condition, *hint_codec_, hint_image_, *tracks_, first);
+  }
 }
 
 at::Tensor StreamingGenerator::track_raster() const {

@@ -19,6 +19,7 @@
 
 #include "motionstream/diffusion/flow_schedule.h"
 #include "motionstream/model/dit.h"
+#include "motionstream/model/vae/latent_codec.h"
 #include "motionstream/stream/chunk_buffers.h"
 #include "motionstream/stream/kv_cache.h"
 #include "motionstream/tracks/track_set.h"
@@ -51,6 +52,9 @@ class StreamingGenerator {
   // CLIP tokens of the first frame [1, image_tokens, image_token_dim], required before the first chunk by models
   // with the CLIP image cross-attention (DitConfig::image_tokens > 0); kept across prompts and resets.
   void set_image_tokens(const at::Tensor& tokens);
+  // The codec and the first image [3, H, W] (values in [0, 1]) that the warp hint is made from, required before the
+  // first chunk by models that take it (DitConfig::track_warp_hint). The codec must outlive the generator.
+  void set_warp_hint_source(LatentCodec& codec, const at::Tensor& image);
   // Tracks for the whole stream, frames indexed from the first video frame; used from the next chunk on.
   // Track n keeps its random ID across calls, so a drag that continues stays the same track to the model.
   void set_tracks(const TrackSet& tracks);
@@ -89,6 +93,8 @@ class StreamingGenerator {
   at::TensorOptions options_;
   int64_t latent_h_, latent_w_;
   at::Tensor image_latent_;
+  LatentCodec* hint_codec_ = nullptr;  // with hint_image_ [3, H, W]: the warp hint's source (track_warp_hint models)
+  at::Tensor hint_image_;
   TextKv text_kv_;
   std::optional<TrackSet> tracks_;
   at::Tensor track_ids_;  // [N] int64, grows as tracks are added

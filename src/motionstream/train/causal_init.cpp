@@ -73,9 +73,10 @@ struct Rollout {
 // Rows [first, first + rows) of the batch the clips make (the data-parallel share; every rank draws the whole batch
 // and its noise from the same generator, so the shares add up to the one-process run).
 Rollout teacher_rollout(MotionModel& teacher, const CausalInitConfig& c, const std::vector<const world::Clip*>& clips,
-                        const std::vector<at::Tensor>& latents, at::Generator& gen, int64_t first, int64_t rows) {
+                        const std::vector<at::Tensor>& latents, LatentCodec& codec, at::Generator& gen, int64_t first,
+                        int64_t rows) {
   const MotionDataConfig data{c.min_tracks, c.max_tracks, 0, 0, 0};  // the guided result is the target: no dropout
-  MotionBatch whole = make_motion_batch(clips, latents, teacher->dit->config(), data, gen);
+  MotionBatch whole = make_motion_batch(clips, latents, teacher->dit->config(), data, gen, &codec);
   auto noise = at::randn(whole.x0.sizes(), gen).narrow(0, first, rows).to(whole.x0.device());
   const MotionBatch b = slice_batch(whole, first, rows);
   Rollout r;
@@ -148,7 +149,7 @@ int64_t train_causal_init(const CausalInitConfig& c, const std::string& run_dir,
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(scheduled_lr(c.lr, step, c.warmup_steps, c.steps));
     auto gen = at::detail::createCPUGenerator(c.seed * 130363 + static_cast<uint64_t>(step));
     auto clips = pool.next(step);
-    const Rollout rollout = teacher_rollout(teacher.model, c, clips, latent_cache.latents(clips, device), gen,
+    const Rollout rollout = teacher_rollout(teacher.model, c, clips, latent_cache.latents(clips, device), codec, gen,
                                             parallel.slice_begin(c.batch), parallel.slice_size(c.batch));
     const StreamLayout layout{c.chunk_frames, pick(c.sinks, gen), pick(c.windows, gen)};
     std::vector<int64_t> step_per_chunk;
@@ -170,7 +171,7 @@ int64_t train_causal_init(const CausalInitConfig& c, const std::string& run_dir,
       for (uint64_t seed : world::validation_seeds(c.validation_clips)) {
         const world::Clip clip = world::render_clip(world_spec(c.width, c.height, c.frames), seed, photos.get(), device);
         auto vgen = at::detail::createCPUGenerator(seed);
-        const Rollout r = teacher_rollout(teacher.model, c, {&clip}, latent_cache.latents({&clip}, device), vgen, 0, 1);
+        const Rollout r = teacher_rollout(teacher.model, c, {&clip}, latent_cache.latents({&clip}, device), codec, vgen, 0, 1);
         total += causal_loss(ema, r, {c.chunk_frames, c.sinks.front(), c.windows.front()}, timesteps,
                              std::vector<int64_t>(static_cast<size_t>(chunks), 0))
                      .item<double>();

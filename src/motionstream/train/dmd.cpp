@@ -149,7 +149,8 @@ int64_t train_dmd(const DmdConfig& c, const std::string& run_dir, const RunLimit
     const Rows rows{parallel.slice_begin(c.batch), parallel.slice_size(c.batch), c.batch};
     const MotionBatch b = slice_batch(make_motion_batch(clips, latent_cache.latents(clips, device),
                                                         student->dit->config(),
-                                                        MotionDataConfig{c.min_tracks, c.max_tracks, 0, 0, 0}, gen),
+                                                        MotionDataConfig{c.min_tracks, c.max_tracks, 0, 0, 0}, gen,
+                                                        &codec),
                                       rows.begin, rows.count);
     const ClipConditions conditions{b.condition, b.tracks, b.captions};
     const StreamLayout layout{c.chunk_frames, pick(c.sinks, gen), pick(c.windows, gen)};

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "motionstream/model/dit.h"
+#include "motionstream/model/warp_hint.h"
 #include "motionstream/tracks/track_raster.h"
 
 namespace ms {
@@ -57,8 +58,11 @@ std::vector<at::Tensor> LatentCache::latents(const std::vector<const world::Clip
 }
 
 MotionBatch make_motion_batch(const std::vector<const world::Clip*>& clips, const std::vector<at::Tensor>& latents,
-                              const DitConfig& dit, const MotionDataConfig& data, at::Generator& gen) {
+                              const DitConfig& dit, const MotionDataConfig& data, at::Generator& gen,
+                              LatentCodec* codec) {
   data.validate();
+  if (dit.track_warp_hint && !codec)
+    throw std::invalid_argument("make_motion_batch: the DiT takes the warp hint (track_warp_hint) but no codec was given");
   MotionBatch b;
   b.x0 = at::stack(latents);  // [B, C, T, h, w]
   const at::Device device = b.x0.device();
@@ -85,6 +89,11 @@ MotionBatch make_motion_batch(const std::vector<const world::Clip*>& clips, cons
   }
   b.tracks = at::cat(packed, 0).to(device);
   if (dit.track_latent_copy) copy_latents_along_tracks(b.condition, b.x0.select(2, 0), b.track_sets, 0);
+  if (dit.track_warp_hint)
+    for (size_t i = 0; i < clips.size(); ++i) {
+      at::Tensor row = b.condition.narrow(0, static_cast<int64_t>(i), 1);  // a view: written in place
+      write_warp_hint(row, *codec, clips[i]->video[0], b.track_sets[i], 0);
+    }
   return b;
 }
 

@@ -32,9 +32,10 @@ struct MotionBatch {
 MotionBatch slice_batch(const MotionBatch& batch, int64_t begin, int64_t count);
 
 // latents: each clip's normalised latents [C, T, h, w] (LatentCodec::encode), so that a caller reusing clips
-// encodes each once.
+// encodes each once. codec: the encoder of the warp hint, needed when the DiT takes one (DitConfig::track_warp_hint).
 MotionBatch make_motion_batch(const std::vector<const world::Clip*>& clips, const std::vector<at::Tensor>& latents,
-                              const DitConfig& dit, const MotionDataConfig& data, at::Generator& gen);
+                              const DitConfig& dit, const MotionDataConfig& data, at::Generator& gen,
+                              LatentCodec* codec = nullptr);
 
 // Encodes each clip once while it stays in use: latents by clip seed, the oldest forgotten past `capacity`.
 class LatentCache {

@@ -80,28 +80,39 @@ at::Tensor flow_loss(MotionModel& model, const MotionBatch& b, const at::Tensor&
   return (velocity - FlowSchedule::velocity_target(b.x0, noise)).pow(2).mean();
 }
 
-// Deterministic validation: fixed clips, every track given, noise levels 0.3 / 0.6 / 0.9, fixed noise.
-double validation_loss(MotionModel& model, const TeacherTrainConfig& c, LatentCodec& codec,
-                       const world::PhotoBank* photos, const at::Device& device) {
+// Deterministic validation: fixed clips, every track given, noise levels 0.3 / 0.6 / 0.9, fixed noise. Also the same
+// loss with the motion taken away (no tracks, no hint in the condition): the gap between the two is what the model
+// makes of the tracks, zero for a model that ignores them however low its loss.
+struct ValidationLoss {
+  double with_motion = 0, without_motion = 0;
+};
+
+ValidationLoss validation_loss(MotionModel& model, const TeacherTrainConfig& c, LatentCodec& codec,
+                               const world::PhotoBank* photos, const at::Device& device) {
   torch::NoGradGuard no_grad;
   model->eval();
   MotionDataConfig all = c.data();
   all.text_dropout = all.track_dropout = all.frame_zero_prob = 0;
-  double total = 0;
+  ValidationLoss total;
   int count = 0;
   for (uint64_t seed : world::validation_seeds(c.validation_clips)) {
     const world::Clip clip = world::render_clip(world_spec(c.width, c.height, c.frames), seed, photos, device);
     auto gen = at::detail::createCPUGenerator(seed);
     auto latents = codec.encode(clip.video.to(device).unsqueeze(0));  // [1, C, T, h, w]
-    auto batch = make_motion_batch({&clip}, {latents[0]}, model->dit->config(), all, gen);
+    auto batch = make_motion_batch({&clip}, {latents[0]}, model->dit->config(), all, gen, &codec);
+    MotionBatch still = batch;
+    still.tracks = at::zeros_like(batch.tracks);
+    still.condition = image_condition(batch.x0.select(2, 0), 0, batch.x0.size(2));
     for (double s : {0.3, 0.6, 0.9}) {
       auto noise = at::randn(batch.x0.sizes(), gen).to(device);
-      total += flow_loss(model, batch, at::full({1}, s, batch.x0.options()), noise).item<double>();
+      const auto level = at::full({1}, s, batch.x0.options());
+      total.with_motion += flow_loss(model, batch, level, noise).item<double>();
+      total.without_motion += flow_loss(model, still, level, noise).item<double>();
       ++count;
     }
   }
   model->train();
-  return total / count;
+  return {total.with_motion / count, total.without_motion / count};
 }
 
 // Copies every parameter and buffer of the model folder into `model` (same architecture and vocabulary).
@@ -151,6 +162,8 @@ int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, c
   torch::manual_seed(c.seed);  // initial weights are part of the run
   DitConfig dit = dit_preset(c.dit_preset);
   dit.track_latent_copy = c.track_latent_copy;
+  dit.track_warp_hint = c.track_warp_hint;
+  dit.validate();
   MotionModel model{nullptr}, ema{nullptr};
   if (c.umt5.empty()) {
     const auto vocabulary = run_vocabulary(dir, world_spec(c.width, c.height, c.frames), photos.get(), parallel.is_writer());
@@ -186,7 +199,7 @@ int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, c
     auto gen = at::detail::createCPUGenerator(c.seed * 104729 + static_cast<uint64_t>(step));
     auto clips = pool.next(step);
     // Every rank draws the whole global batch from the same seeds, then trains on its own rows.
-    auto batch = make_motion_batch(clips, latent_cache.latents(clips, device), dit, c.data(), gen);
+    auto batch = make_motion_batch(clips, latent_cache.latents(clips, device), dit, c.data(), gen, &codec);
     auto s = training_noise_levels(c.batch, schedule.shift, c.uniform_fraction, gen).to(device);
     auto noise = at::randn(batch.x0.sizes(), gen).to(device);
     const int64_t first = parallel.slice_begin(c.batch), rows = parallel.slice_size(c.batch);
@@ -202,9 +215,11 @@ int64_t train_teacher(const TeacherTrainConfig& c, const std::string& run_dir, c
     smoothed = smoothed < 0 ? value : 0.98 * smoothed + 0.02 * value;
     nlohmann::json row{{"loss", value}};
     if (parallel.is_writer() && ((step + 1) % c.validate_every == 0 || step + 1 == c.steps)) {
-      row["val_loss_ema"] = validation_loss(ema, c, codec, photos.get(), device);
-      std::fprintf(stderr, "\nstep %lld: validation flow loss (EMA) %.4f\n", static_cast<long long>(step + 1),
-                   row["val_loss_ema"].get<double>());
+      const ValidationLoss v = validation_loss(ema, c, codec, photos.get(), device);
+      row["val_loss_ema"] = v.with_motion;
+      row["val_loss_ema_no_motion"] = v.without_motion;
+      std::fprintf(stderr, "\nstep %lld: validation flow loss (EMA) %.4f, without the motion %.4f\n",
+                   static_cast<long long>(step + 1), v.with_motion, v.without_motion);
     }
     char figures[64];
     std::snprintf(figures, sizeof figures, "loss %.4f", smoothed);

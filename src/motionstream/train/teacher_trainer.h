@@ -26,6 +26,7 @@ struct TeacherTrainConfig {
   int64_t min_tracks = 1, max_tracks = 64;
   double text_dropout = 0.1, track_dropout = 0.1, frame_zero_prob = 0.2;
   bool track_latent_copy = false;  // DitConfig::track_latent_copy: the first frame's latent copied along the tracks
+  bool track_warp_hint = false;    // DitConfig::track_warp_hint: the first frame warped along the tracks, encoded
   std::string init_from;           // a model folder whose weights a new run starts from ("" = random init)
   // Prompts through Wan's frozen umT5-XXL instead of a learned word encoder (published weights and tokenizer; the
   // prompt cache keeps the 5.7B encoder from running twice for a caption). "" = the learned word encoder.
@@ -44,7 +45,7 @@ struct TeacherTrainConfig {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TeacherTrainConfig, dit_preset, codec, width, height, frames, batch,
                                                 pool_size, fresh_per_step, steps, lr, weight_decay, grad_clip,
                                                 warmup_steps, ema, shift, uniform_fraction, min_tracks, max_tracks, text_dropout,
-                                                track_dropout, frame_zero_prob, track_latent_copy, init_from,
+                                                track_dropout, frame_zero_prob, track_latent_copy, track_warp_hint, init_from,
                                                 umt5, umt5_tokenizer, prompt_cache,
                                                 checkpoint_minutes, validate_every,
                                                 validation_clips, seed, device, render_device, photos, rank,
