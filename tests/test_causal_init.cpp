@@ -42,6 +42,37 @@ TEST(Sampler, EulerStepsFollowTheVelocity) {
   EXPECT_GT(test::max_abs_diff(joint, v0), 1e-6);
 }
 
+// Motion guidance contrasts "with the tracks" against a branch with no motion at all: no tracks and no hint in the
+// later frames' condition (what a training sample with its tracks dropped looks like), worked out by hand.
+TEST(Sampler, MotionFreeBranchHasNoHint) {
+  const std::string folder = tiny_teacher_folder("sampler_hint");
+  auto m = load_motion_model(folder).model;
+  test::randomize(m->dit, 13);
+  at::Tensor condition = image_condition(torch::randn({1, 16, 2, 2}), 0, 3);
+  condition.narrow(1, 4, 16).narrow(2, 1, 2).normal_();  // a hint on the later frames
+  const ClipConditions c{condition, torch::randn({1, 32, 3, 2, 2}), {"a red circle"}};
+  const at::Tensor x = torch::randn({1, 16, 3, 2, 2});
+  torch::NoGradGuard no_grad;
+  auto velocity = [&](const at::Tensor& cond, const at::Tensor& tracks) {
+    DitInput in;
+    in.noisy = x;
+    in.timesteps = at::full({1, 3}, 700.0);
+    in.condition = cond;
+    in.tracks = tracks;
+    auto attn = MaskedSelfAttention::bidirectional({3, 1, 1}, m->dit->config().head_dim());
+    return m->dit->forward(in, m->encode_prompts(c.prompts), attn);
+  };
+  const at::Tensor both = velocity(condition, c.tracks);
+  const at::Tensor no_motion = velocity(image_condition(condition.narrow(1, 4, 16).select(2, 0), 0, 3),
+                                        at::zeros_like(c.tracks));
+  const Guidance motion_only{GuidanceMode::kMotionOnly, 3.0, 1.5};
+  const at::Tensor guided = guided_clip_velocity(m, c, x, 700.0, motion_only);
+  EXPECT_LT(test::max_abs_diff(guided, no_motion + 1.5 * (both - no_motion)), 1e-4);
+  // The hint does matter to this model, so keeping it in the motion-free branch would give another result.
+  const at::Tensor with_hint = velocity(condition, at::zeros_like(c.tracks));
+  EXPECT_GT(test::max_abs_diff(guided, with_hint + 1.5 * (both - with_hint)), 1e-3);
+}
+
 TEST(CausalInit, TeacherGridPassesThroughStudentSteps) {
   CausalInitConfig c;
   c.teacher_substeps = 4;

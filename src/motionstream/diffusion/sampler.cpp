@@ -21,10 +21,18 @@ at::Tensor guided_clip_velocity(MotionModel& model, const ClipConditions& c, con
     tracks.push_back(at::zeros_like(c.tracks));
   }
   const int64_t branches = static_cast<int64_t>(tracks.size());
+  // The motion-free branch has no hint either (latent copy, warp hint): the later frames' condition latents zeroed,
+  // as in a training sample whose tracks were dropped.
+  std::vector<at::Tensor> conditions(static_cast<size_t>(branches), c.condition);
+  if (need_text_only) {
+    at::Tensor still = c.condition.clone();
+    if (T > 1) still.narrow(1, 4, still.size(1) - 4).narrow(2, 1, T - 1).zero_();
+    conditions.back() = still;
+  }
   DitInput in;
   in.noisy = x.repeat({branches, 1, 1, 1, 1});
   in.timesteps = at::full({B * branches, T}, t, x.options().dtype(at::kFloat));
-  in.condition = c.condition.repeat({branches, 1, 1, 1, 1});
+  in.condition = at::cat(conditions, 0);
   in.tracks = at::cat(tracks, 0);
   auto attn = MaskedSelfAttention::bidirectional({T, x.size(3) / 2, x.size(4) / 2}, model->dit->config().head_dim());
   auto v = model->dit->forward(in, model->encode_prompts(prompts), attn).split(B, 0);
