@@ -8,6 +8,7 @@
 //                                                                             own stream; random TAEHV-width decoder)
 //   stream_bench --preset wan-1.3b-motion --width 832 --height 480 --single-pass --blocks 2   (CPU sanity figure)
 //   stream_bench --preset cpu-small --width 128 --height 128 --codec models/tiny-vae-128      (decode included)
+//   stream_bench ... --codec models/tiny-vae-128 --warp-hint     (a model that takes the warp hint: its cost included)
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
@@ -85,8 +86,10 @@ int main(int argc, char** argv) try {
   CliArgs args(argc, argv, 1,
                {"preset", "width", "height", "chunks", "steps", "chunk-frames", "sink", "window", "device", "dtype",
                 "threads", "report", "blocks", "seed", "codec", "warmup"},
-               {"per-chunk", "single-pass", "eager", "cuda-graphs"});
+               {"per-chunk", "single-pass", "eager", "cuda-graphs", "warp-hint"});
   DitConfig config = dit_preset(args.str("preset", "cpu-small"));
+  config.track_warp_hint = args.has("warp-hint");  // the warp hint's per-chunk warp and encode are timed too
+  if (config.track_warp_hint && !args.has("codec")) throw std::invalid_argument("--warp-hint needs --codec");
   if (args.has("blocks")) config.num_layers = args.integer("blocks", config.num_layers);
   const int64_t width = args.integer("width", 256), height = args.integer("height", 256);
   if (width % 16 || height % 16) throw std::invalid_argument("--width and --height must be multiples of 16");
@@ -202,6 +205,7 @@ int main(int argc, char** argv) try {
     StreamingGenerator gen(model, msc, text, image_latent, lh, lw);
     if (config.image_branch()) gen.set_image_tokens(torch::randn({1, config.image_tokens, config.image_token_dim}));
     if (config.track_channels > 0) gen.set_tracks(tracks);
+    if (config.track_warp_hint) gen.set_warp_hint_source(*codec, torch::rand({3, height, width}));
     std::unique_ptr<OverlappedDecoder> decoder;
     if (codec) decoder = std::make_unique<OverlappedDecoder>(*codec, device);
 
@@ -258,7 +262,7 @@ int main(int argc, char** argv) try {
     const EngineCounts& counts = gen.engine_counts();
     json summary{{"bench", "stream"},
                  {"mode", mode},
-                 {"preset", config.name},
+                 {"preset", config.name}, {"warp_hint", config.track_warp_hint},
                  {"parameters", config.parameter_count()},
                  {"device", device.str()},
                  {"dtype", args.str("dtype", "fp32")},
