@@ -4,7 +4,7 @@
 # then evaluate teacher and student on the world's validation clips. Every stage exports its EMA model, and the
 # models (not the optimizer states) are copied to $OUT with the logs. Needs .carry/include/nlohmann (see
 # scripts/gpu_bench.sh) unless BIN names a ready binary.
-#   TEACHER_MIN=4 CAUSAL_MIN=2 DMD_MIN=2 INIT=runs/teacher-2801 COPY=true bash scripts/gpu_train_student.sh
+#   TEACHER_MIN=4 CAUSAL_MIN=2 DMD_MIN=2 INIT=models/teacher-128/warp-hint/model HINT=true bash scripts/gpu_train_student.sh
 # On this CPU, to check the plumbing: BIN=build/motionstream DEVICE=cpu TEACHER_MIN=0.3 CAUSAL_MIN=0.3 DMD_MIN=0.3 \
 #   BATCH=2 bash scripts/gpu_train_student.sh
 set -uo pipefail
@@ -13,6 +13,7 @@ OUT=${OUT:-$PWD/gpu_out}
 DEVICE=${DEVICE:-cuda}
 INIT=${INIT:-models/teacher-128/run/model}   # the teacher to continue (a model folder)
 COPY=${COPY:-false}                         # latent trajectory guidance (DitConfig::track_latent_copy)
+HINT=${HINT:-false}                         # the warp hint (DitConfig::track_warp_hint); not with COPY
 BATCH=${BATCH:-48}
 TEACHER_MIN=${TEACHER_MIN:-4} CAUSAL_MIN=${CAUSAL_MIN:-2} DMD_MIN=${DMD_MIN:-2}
 RUNS=${RUNS:-runs/gpu}
@@ -37,7 +38,7 @@ T="$RUNS/teacher"
 $BIN train teacher --run "$T" "${WORLD[@]}" --dit_preset cpu-small --codec models/tiny-vae-128 --frames 17 \
   --batch "$BATCH" --pool_size $((BATCH * 8)) --fresh_per_step $((BATCH / 4 > 0 ? BATCH / 4 : 1)) --lr 3e-4 \
   --warmup_steps 100 --steps 100000 --validate_every 200 --validation_clips 8 --init_from "$INIT" \
-  --track_latent_copy "$COPY" --max-minutes "$TEACHER_MIN" --export 2>"$OUT/teacher.err"
+  --track_latent_copy "$COPY" --track_warp_hint "$HINT" --max-minutes "$TEACHER_MIN" --export 2>"$OUT/teacher.err"
 tail -c 400 "$OUT/teacher.err"; echo "teacher: step $(reached "$T")"
 
 # 2. Causal init from that teacher.
