@@ -72,7 +72,7 @@ int main(int argc, char** argv) try {
     with_motion.condition = b.condition;
     with_motion.tracks = b.tracks;
     DitInput without_motion;
-    without_motion.condition = image_condition(b.x0.select(2, 0), 0, T);
+    without_motion.condition = condition_without_motion(b.condition);
     without_motion.tracks = at::zeros_like(b.tracks);
     const auto context = model->encode_prompts(b.captions);
     auto attn = MaskedSelfAttention::bidirectional({T, b.x0.size(3) / 2, b.x0.size(4) / 2}, dit.head_dim());

@@ -47,14 +47,10 @@ TEST(LatentCopy, CopiesFirstFrameFeaturesToWhereTheTracksGo) {
 TEST(LatentCopy, StreamingChunkConditionEqualsTheWholeClipCondition) {
   DitConfig c = dit_preset("tiny-motion");
   c.track_latent_copy = true;
-  WanDiT model(c);
-  init_dit_weights(*model, 0);
-  model->eval();
-  const int64_t chunk = 2, h = 4, w = 4;
-  StreamConfig sc;
-  sc.layout = {chunk, 1, 1};
-  const at::Tensor latent = at::randn({1, c.latent_channels, h, w});
-  StreamingGenerator gen(model, sc, at::randn({1, 2, c.text_dim}), latent, h, w);
+  const int64_t chunk = 2;
+  const at::Tensor latent = at::randn({1, c.latent_channels, 4, 4});
+  const auto stream = test::tiny_stream(c, latent, chunk);  // kept alive for the whole test
+  StreamingGenerator& gen = *stream;
   TrackSet tracks = two_tracks();
   tracks = TrackSet::still(tracks.xy[0], 21, 32, 32);
   tracks.xy.select(2, 0).add_(at::arange(21, at::kFloat).unsqueeze(1));  // both drift right 1 px per frame

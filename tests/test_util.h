@@ -5,10 +5,12 @@
 
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <string>
 
 #include "motionstream/io/safetensors.h"
 #include "motionstream/model/dit.h"
+#include "motionstream/stream/streaming_generator.h"
 
 namespace ms::test {
 
@@ -29,6 +31,19 @@ inline void randomize(WanDiT& model, uint64_t seed) {
       p.copy_(at::empty(p.sizes()).normal_(0.0, 0.1, gen));
     }
   }
+}
+
+// A stream over a freshly initialised model of config c (chunks of `chunk` latent frames, sink 1, window 1, a random
+// 2-token prompt), for tests of what each chunk is fed.
+inline std::unique_ptr<StreamingGenerator> tiny_stream(const DitConfig& c, const at::Tensor& image_latent,
+                                                       int64_t chunk) {
+  WanDiT model(c);
+  init_dit_weights(*model, 0);
+  model->eval();
+  StreamConfig sc;
+  sc.layout = {chunk, 1, 1};
+  return std::make_unique<StreamingGenerator>(model, sc, at::randn({1, 2, c.text_dim}), image_latent,
+                                              image_latent.size(2), image_latent.size(3));
 }
 
 inline std::filesystem::path temp_dir(const std::string& name) {

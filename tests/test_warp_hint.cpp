@@ -86,16 +86,12 @@ TEST(WarpHint, ContentMovedByOneCellGivesTheLatentMovedByOneCell) {
 TEST(WarpHint, StreamingChunkConditionEqualsTheWholeClipCondition) {
   DitConfig c = dit_preset("tiny-motion");
   c.track_warp_hint = true;
-  WanDiT model(c);
-  init_dit_weights(*model, 0);
-  model->eval();
   LatentCodec codec = small_codec(c.latent_channels);
   const int64_t chunk = 2, size = 32;
   const at::Tensor image = smooth_image(size);
   const at::Tensor latent = codec.encode(image.view({1, 1, 3, size, size})).select(2, 0);
-  StreamConfig sc;
-  sc.layout = {chunk, 1, 1};
-  StreamingGenerator gen(model, sc, at::randn({1, 2, c.text_dim}), latent, size / 8, size / 8);
+  const auto stream = test::tiny_stream(c, latent, chunk);  // kept alive for the whole test
+  StreamingGenerator& gen = *stream;
   const TrackSet tracks = drifting_grid(size, 21, 0.75);
   gen.set_tracks(tracks);
   EXPECT_THROW(gen.chunk_conditioning(), std::invalid_argument) << "the hint's source is missing";

@@ -24,11 +24,7 @@ at::Tensor guided_clip_velocity(MotionModel& model, const ClipConditions& c, con
   // The motion-free branch has no hint either (latent copy, warp hint): the later frames' condition latents zeroed,
   // as in a training sample whose tracks were dropped.
   std::vector<at::Tensor> conditions(static_cast<size_t>(branches), c.condition);
-  if (need_text_only) {
-    at::Tensor still = c.condition.clone();
-    if (T > 1) still.narrow(1, 4, still.size(1) - 4).narrow(2, 1, T - 1).zero_();
-    conditions.back() = still;
-  }
+  if (need_text_only) conditions.back() = condition_without_motion(c.condition);
   DitInput in;
   in.noisy = x.repeat({branches, 1, 1, 1, 1});
   in.timesteps = at::full({B * branches, T}, t, x.options().dtype(at::kFloat));

@@ -312,6 +312,13 @@ at::Tensor image_condition(const at::Tensor& image_latent, int64_t first_frame, 
   return cond;
 }
 
+at::Tensor condition_without_motion(const at::Tensor& condition) {
+  at::Tensor out = condition.clone();
+  const int64_t T = out.size(2);
+  if (T > 1) out.narrow(1, 4, out.size(1) - 4).narrow(2, 1, T - 1).zero_();
+  return out;
+}
+
 void write_image_condition(at::Tensor& out, const at::Tensor& image_latent, int64_t first_frame) {
   TORCH_CHECK(image_latent.dim() == 4 && out.dim() == 5 && out.size(0) == image_latent.size(0) &&
                   out.size(1) == 4 + image_latent.size(1) && out.size(3) == image_latent.size(2) &&

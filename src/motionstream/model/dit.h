@@ -157,5 +157,8 @@ void zero_track_input_weights(WanDiTImpl& model);
 at::Tensor image_condition(const at::Tensor& image_latent, int64_t first_frame, int64_t frames);
 // The same written in place into out [B, 4 + C, frames, H, W] (its storage is kept).
 void write_image_condition(at::Tensor& out, const at::Tensor& image_latent, int64_t first_frame);
+// A whole clip's condition [B, 4 + C, T, H, W] (frame 0 first) without what the tracks put into it (latent copy,
+// warp hint): the later frames' latents zeroed, as in a training sample whose tracks were dropped. A new tensor.
+at::Tensor condition_without_motion(const at::Tensor& condition);
 
 }  // namespace ms

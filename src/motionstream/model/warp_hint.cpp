@@ -10,9 +10,10 @@ at::Tensor warp_hint_latents(LatentCodec& codec, const at::Tensor& image, const 
                              int64_t first_latent_frame, int64_t count) {
   TORCH_CHECK(image.dim() == 3 && image.size(0) == 3, "warp_hint_latents: image must be [3, H, W], got ", image.sizes());
   const int64_t H = image.size(1), W = image.size(2);
+  const at::Tensor source = image.to(at::kCPU, at::kFloat);
   std::vector<at::Tensor> frames;  // one pixel frame per latent frame: 4l (frame 0 for l = 0)
   for (int64_t l = first_latent_frame; l < first_latent_frame + count; ++l)
-    frames.push_back(warp_along_tracks(image.to(at::kCPU, at::kFloat), tracks, 4 * l, 1));  // [1, 3, H, W]
+    frames.push_back(warp_along_tracks(source, tracks, 4 * l, 1));  // [1, 3, H, W]
   // Each frame encoded as an image of its own: [count, 1, 3, H, W] -> [count, C, 1, h, w] -> [1, C, count, h, w]
   const at::Tensor images = at::cat(frames).view({count, 1, 3, H, W}).to(codec.vae()->parameters()[0].device());
   return codec.encode(images).squeeze(2).permute({1, 0, 2, 3}).unsqueeze(0);

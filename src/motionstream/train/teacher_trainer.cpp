@@ -102,7 +102,7 @@ ValidationLoss validation_loss(MotionModel& model, const TeacherTrainConfig& c, 
     auto batch = make_motion_batch({&clip}, {latents[0]}, model->dit->config(), all, gen, &codec);
     MotionBatch still = batch;
     still.tracks = at::zeros_like(batch.tracks);
-    still.condition = image_condition(batch.x0.select(2, 0), 0, batch.x0.size(2));
+    still.condition = condition_without_motion(batch.condition);
     for (double s : {0.3, 0.6, 0.9}) {
       auto noise = at::randn(batch.x0.sizes(), gen).to(device);
       const auto level = at::full({1}, s, batch.x0.options());
