@@ -638,7 +638,8 @@ int world_command(int argc, char** argv) {
 int run_evaluate(int argc, char** argv) {
   const CliArgs args(argc, argv, 2,
                      {"method", "model", "clips", "width", "height", "frames", "tracks", "steps", "guidance",
-                      "text-weight", "motion-weight", "chunk", "sink", "window", "seed", "videos", "out"});
+                      "text-weight", "motion-weight", "chunk", "sink", "window", "seed", "videos", "out",
+                      "hint-start"});
   ValidationOptions o;
   o.method = args.str("method", "still");
   o.model_dir = args.str("model", "");
@@ -657,6 +658,7 @@ int run_evaluate(int argc, char** argv) {
   o.layout.validate();
   o.seed = static_cast<uint64_t>(args.integer("seed", 0));
   o.videos_dir = args.str("videos", "");
+  o.hint_start = args.number("hint-start", 1000);
   const nlohmann::json report = validation_report(o);
   if (args.has("out")) std::ofstream(args.str("out", "")) << report.dump(2) << "\n";
   std::cout << report["mean"].dump() << std::endl;

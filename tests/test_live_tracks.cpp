@@ -127,3 +127,32 @@ TEST(TrackWarp, ContentNearATrackMovesWithItAndFarContentHoldsStill) {
   // Far corner (beside the pin) holds still.
   EXPECT_LT((frames[1] - image).narrow(1, 0, 16).narrow(2, 48, 16).abs().max().item<float>(), 1e-3);
 }
+
+TEST(TrackWarp, SeparableFieldMatchesTheDirectGaussianSum) {
+  // The displacement field written out the slow way: every pixel against every visible track. [H*W, n] arrays.
+  at::manual_seed(3);
+  const int64_t H = 40, W = 56, N = 7;
+  const at::Tensor image = at::rand({3, H, W});
+  TrackSet tracks;
+  tracks.width = 112, tracks.height = 80;  // drawn on an image twice the size: scaled to H x W
+  tracks.fps = 16.0;
+  tracks.xy = at::rand({3, N, 2}) * at::tensor({112.0f, 80.0f});
+  tracks.visible = at::rand({3, N}) > 0.3;
+  tracks.visible[0][0] = true, tracks.visible[2][0] = true;  // at least one track moves on frame 2
+  const WarpOptions options;
+  const at::Tensor frame = warp_along_tracks(image, tracks, 2, 1);  // [1, 3, H, W]
+
+  const at::Tensor xy = tracks.xy * 0.5;
+  const at::Tensor valid = tracks.visible[0] & tracks.visible[2];
+  const at::Tensor p = xy[2].index({valid}), moved = p - xy[0].index({valid});  // [n, 2]
+  const double sigma = options.reach * std::min(H, W);
+  const auto mesh = at::meshgrid({at::arange(H, at::kFloat) + 0.5, at::arange(W, at::kFloat) + 0.5}, "ij");
+  const at::Tensor q = at::stack({mesh[1].reshape(-1), mesh[0].reshape(-1)}, 1);  // [H*W, 2] as (x, y)
+  const at::Tensor w = at::exp(-(q.unsqueeze(1) - p.unsqueeze(0)).pow(2).sum(-1) / (2 * sigma * sigma));
+  const at::Tensor flow = w.matmul(moved) / (w.sum(1, true) + options.stillness);  // [H*W, 2]
+  const at::Tensor from = q - flow;
+  const at::Tensor grid = at::stack({from.select(1, 0) / W * 2 - 1, from.select(1, 1) / H * 2 - 1}, 1).view({1, H, W, 2});
+  const at::Tensor expected = at::grid_sampler(image.unsqueeze(0), grid, 0, 1, false).clamp(0, 1);
+  EXPECT_GT(flow.abs().max().item<float>(), 1.0f) << "the case must move something";
+  EXPECT_LT((frame - expected).abs().max().item<float>(), 1e-4);
+}

@@ -235,6 +235,29 @@ TEST(Evaluation, EpeOfAFollowingAndAnOffsetVideo) {
   EXPECT_LT(j["epe"].get<double>(), 0.5);
 }
 
+TEST(Evaluation, ReliablyTrackedKeepsThePointsTheTrackerFollowsOnTheRealVideo) {
+  const int W = 192, H = 144;
+  const int64_t T = 12;
+  const auto base = texture(W, H, 11);
+  const auto video = translated_video(base, T, 2.0, 1.0);
+  TrackSet tracks = true_tracks(grid_query_points(W, H, 8, 6), T, 2.0, 1.0, W, H);
+  // The first 10 tracks claim a motion the video does not have: 6 px further right on every later frame.
+  tracks.xy.narrow(1, 0, 10).narrow(0, 1, T - 1).select(2, 0).add_(6.0);
+  const at::Tensor keep = reliably_tracked(video, tracks);  // [48]
+  ASSERT_EQ(keep.size(0), 48);
+  EXPECT_FALSE(keep.narrow(0, 0, 10).any().item<bool>());
+  EXPECT_GE(keep.narrow(0, 10, 38).sum().item<int64_t>(), 36);
+  // A point hidden on the frames where it would be wrong still counts as followed.
+  tracks.visible.narrow(1, 0, 1).narrow(0, 1, T - 1).fill_(false);
+  EXPECT_TRUE(reliably_tracked(video, tracks)[0].item<bool>());
+
+  const MotionFollowing counted = motion_epe(video, tracks, {}, keep);
+  EXPECT_LT(counted.epe, 0.5);
+  EXPECT_EQ(counted.points, 48) << "every track is re-tracked";
+  EXPECT_GT(motion_epe(video, tracks).epe, 1.0) << "the lying tracks spoil the plain EPE";
+  EXPECT_THROW(reliably_tracked(video, tracks, 0.0), std::invalid_argument);
+}
+
 TEST(Evaluation, PsnrAndSsimKnownCases) {
   auto gen = at::detail::createCPUGenerator(3);
   const auto a = at::rand({4, 3, 32, 40}, gen) * 0.9;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <string>
 
 #include "media/video_io.h"
 #include "motionstream/tracks/track_io.h"
@@ -67,33 +68,68 @@ double ssim(const at::Tensor& a, const at::Tensor& b) {
   return total / static_cast<double>(x.size(0));
 }
 
-MotionFollowing motion_epe(const at::Tensor& video, const TrackSet& tracks, const LkOptions& options) {
+namespace {
+
+// The tracks' frame-0 positions re-tracked through the video, against the tracks (the EPE's common part).
+struct Retracked {
+  at::Tensor index;  // [M] the tracks that could be queried (frame-0 position inside the image)
+  at::Tensor dist;   // [F-1, M] pixels between re-tracked and input positions, frames 1 .. F-1
+  at::Tensor mask;   // [F-1, M] 1 where the input marks the point visible
+  int64_t frames = 0;
+};
+
+Retracked retrack(const at::Tensor& video, const TrackSet& tracks, const LkOptions& options, const char* caller) {
   if (!video.defined() || video.dim() != 4 || video.size(1) != 3)
-    throw std::invalid_argument("motion_epe: the video must be [T, 3, H, W]");
+    throw std::invalid_argument(std::string(caller) + ": the video must be [T, 3, H, W]");
   tracks.validate();
-  MotionFollowing out;
+  Retracked r;
   const int64_t H = video.size(2), W = video.size(3);
   const TrackSet input = (tracks.width == W && tracks.height == H) ? tracks : scale_tracks(tracks, W, H);
-  const int64_t F = std::min(video.size(0), input.frames());
-  if (F < 1 || input.points() == 0) return out;
+  r.frames = std::min(video.size(0), input.frames());
+  if (r.frames < 1 || input.points() == 0) return r;
 
   const auto first = input.xy[0].to(at::kCPU, at::kFloat);  // [N, 2]
   const auto x0 = first.select(1, 0), y0 = first.select(1, 1);
   const auto queryable = (x0 >= 0) & (x0 < static_cast<double>(W)) & (y0 >= 0) & (y0 < static_cast<double>(H));
-  const auto index = queryable.nonzero().squeeze(1);  // [M]
-  out.frames = F;
-  out.points = index.size(0);
-  if (out.points == 0) return out;
+  r.index = queryable.nonzero().squeeze(1);  // [M]
+  if (r.index.size(0) == 0 || r.frames < 2) return r;
 
-  const TrackSet estimated = track_points(video.narrow(0, 0, F), first.index_select(0, index), input.fps, options);
-  if (F < 2) return out;
-  const auto truth = input.xy.narrow(0, 1, F - 1).index_select(1, index).to(at::kDouble);   // [F-1, M, 2]
-  const auto guess = estimated.xy.narrow(0, 1, F - 1).to(at::kDouble);                       // [F-1, M, 2]
-  const auto mask = input.visible.narrow(0, 1, F - 1).index_select(1, index).to(at::kDouble);  // [F-1, M]
-  const auto dist = (truth - guess).pow(2).sum(2).sqrt();
+  const int64_t F = r.frames;
+  const TrackSet estimated = track_points(video.narrow(0, 0, F), first.index_select(0, r.index), input.fps, options);
+  const auto truth = input.xy.narrow(0, 1, F - 1).index_select(1, r.index).to(at::kDouble);  // [F-1, M, 2]
+  const auto guess = estimated.xy.narrow(0, 1, F - 1).to(at::kDouble);                      // [F-1, M, 2]
+  r.mask = input.visible.narrow(0, 1, F - 1).index_select(1, r.index).to(at::kDouble);     // [F-1, M]
+  r.dist = (truth - guess).pow(2).sum(2).sqrt();
+  return r;
+}
+
+}  // namespace
+
+MotionFollowing motion_epe(const at::Tensor& video, const TrackSet& tracks, const LkOptions& options,
+                           const at::Tensor& counted) {
+  if (counted.defined() && (counted.dim() != 1 || counted.size(0) != tracks.points() || counted.scalar_type() != at::kBool))
+    throw std::invalid_argument("motion_epe: counted must be [" + std::to_string(tracks.points()) + "] bool");
+  const Retracked r = retrack(video, tracks, options, "motion_epe");
+  MotionFollowing out;
+  out.frames = r.frames;
+  out.points = r.index.defined() ? r.index.size(0) : 0;
+  if (!r.dist.defined()) return out;
+  const at::Tensor mask = counted.defined() ? r.mask * counted.index_select(0, r.index).to(at::kDouble) : r.mask;
   const double count = mask.sum().item<double>();
   out.samples = static_cast<int64_t>(count);
-  if (count > 0) out.epe = (dist * mask).sum().item<double>() / count;
+  if (count > 0) out.epe = (r.dist * mask).sum().item<double>() / count;
+  return out;
+}
+
+at::Tensor reliably_tracked(const at::Tensor& reference, const TrackSet& tracks, double tolerance,
+                            const LkOptions& options) {
+  if (!(tolerance > 0)) throw std::invalid_argument("reliably_tracked: tolerance must be > 0 pixels");
+  const Retracked r = retrack(reference, tracks, options, "reliably_tracked");
+  at::Tensor out = at::zeros({tracks.points()}, at::kBool);
+  if (!r.dist.defined()) return out;
+  // Worst error over the frames where the point is visible (hidden frames do not count).
+  const at::Tensor worst = (r.dist * r.mask).amax(0);  // [M]
+  out.index_put_({r.index}, worst <= tolerance);
   return out;
 }
 

@@ -35,8 +35,20 @@ struct MotionFollowing {
   int64_t points = 0;   // query points used
   int64_t samples = 0;  // (frame, point) pairs averaged
 };
-// video [T, 3, H, W] in [0, 1]
-MotionFollowing motion_epe(const at::Tensor& video, const TrackSet& tracks, const LkOptions& options = {});
+// video [T, 3, H, W] in [0, 1]. counted: [N] bool, the tracks that enter the mean (all when undefined); every
+// track is re-tracked either way, since the tracker carries lost points with the motion of all of them.
+MotionFollowing motion_epe(const at::Tensor& video, const TrackSet& tracks, const LkOptions& options = {},
+                           const at::Tensor& counted = {});
+
+
+// Where the tracker itself can be trusted: true for each track whose re-tracked position in the real video
+// (`reference`, [T, 3, H, W]) stays within `tolerance` pixels of the track on every frame it is visible. On the
+// world's clips re-tracking the real video gives an EPE of several pixels (flat shapes, occluders, rotation), so
+// the EPE over these points alone (motion_epe's `counted`) is the one that separates methods; false for points that
+// cannot be queried.
+// -> [N] bool
+at::Tensor reliably_tracked(const at::Tensor& reference, const TrackSet& tracks, double tolerance = 2.0,
+                            const LkOptions& options = {});
 
 // a, b: [T, 3, H, W] or [3, H, W] of the same shape, in [0, 1]
 double psnr(const at::Tensor& a, const at::Tensor& b);

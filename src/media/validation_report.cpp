@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <iostream>
@@ -38,14 +39,23 @@ at::Tensor generate(const ValidationOptions& o, const world::Clip& clip, const M
   const at::Tensor first = clip.video[0];  // [3, H, W]
   const TrackSet& tracks = batch.track_sets[0];
   if (o.method == "still") return first.unsqueeze(0).expand({T, -1, -1, -1}).contiguous();
+  if (o.method == "truth") return clip.video;
   if (o.method == "warp") return warp_along_tracks(first, tracks, 0, T);
 
   auto gen = at::detail::createCPUGenerator(o.seed * 7919 + clip.seed);
   if (o.method == "teacher") {
     const ClipConditions conditions{batch.condition, batch.tracks, batch.captions};
-    const at::Tensor noise = at::randn(batch.x0.sizes(), gen);
-    const auto timesteps = FlowSchedule{model_shift(*model, 6.0)}.denoising_steps(o.steps > 0 ? o.steps : 20);
-    const at::Tensor x0 = sample_clip(model->model, conditions, noise, timesteps, o.guidance);
+    at::Tensor start = at::randn(batch.x0.sizes(), gen);
+    auto timesteps = FlowSchedule{model_shift(*model, 6.0)}.denoising_steps(o.steps > 0 ? o.steps : 20);
+    if (o.hint_start < 1000) {
+      timesteps.erase(std::remove_if(timesteps.begin(), timesteps.end(), [&](double t) { return t > o.hint_start; }),
+                      timesteps.end());
+      if (timesteps.empty() || timesteps.front() < o.hint_start) timesteps.insert(timesteps.begin(), o.hint_start);
+      const int64_t C = batch.x0.size(1);
+      const at::Tensor hint = batch.condition.narrow(1, batch.condition.size(1) - C, C);  // [1, C, T, h, w]
+      start = FlowSchedule::add_noise(hint, start, FlowSchedule::noise_level(o.hint_start));
+    }
+    const at::Tensor x0 = sample_clip(model->model, conditions, start, timesteps, o.guidance);
     return codec->decode(x0)[0].narrow(0, 0, T);
   }
   // student: streamed through the cache exactly as `generate` and the live server do.
@@ -76,8 +86,10 @@ at::Tensor generate(const ValidationOptions& o, const world::Clip& clip, const M
 }  // namespace
 
 json validation_report(const ValidationOptions& o) {
-  if (o.method != "still" && o.method != "warp" && o.method != "teacher" && o.method != "student")
-    throw std::invalid_argument("method must be still, warp, teacher or student, got '" + o.method + "'");
+  if (o.method != "still" && o.method != "truth" && o.method != "warp" && o.method != "teacher" && o.method != "student")
+    throw std::invalid_argument("method must be still, truth, warp, teacher or student, got '" + o.method + "'");
+  if (!(o.hint_start > 0 && o.hint_start <= 1000))
+    throw std::invalid_argument("hint_start must be in (0, 1000], got " + std::to_string(o.hint_start));
   if (o.clips < 1 || o.tracks < 1) throw std::invalid_argument("clips and tracks must be >= 1");
   if ((o.frames - 1) % 4 != 0) throw std::invalid_argument("frames must be 1 + 4k, got " + std::to_string(o.frames));
   const bool learned = o.method == "teacher" || o.method == "student";
@@ -92,6 +104,8 @@ json validation_report(const ValidationOptions& o) {
     model->model->eval();
     codec = std::make_unique<LatentCodec>(model->codec_folder);
     dit = model->model->dit->config();
+    if (o.hint_start < 1000 && !(o.method == "teacher" && dit.track_warp_hint))
+      throw std::invalid_argument("hint_start needs a teacher trained with the warp hint (" + o.model_dir + ")");
   }
   if (!o.videos_dir.empty()) fs::create_directories(o.videos_dir);
 
@@ -102,8 +116,8 @@ json validation_report(const ValidationOptions& o) {
   data.text_dropout = data.track_dropout = data.frame_zero_prob = 0.0;
 
   json clips = json::array();
-  double epe = 0, psnr_sum = 0, ssim_sum = 0;
-  int64_t epe_count = 0, psnr_count = 0;
+  double epe = 0, epe_reliable = 0, psnr_sum = 0, ssim_sum = 0;
+  int64_t epe_count = 0, epe_reliable_count = 0, psnr_count = 0;
   Progress progress("evaluate " + o.method, o.clips);
   int64_t done = 0;
   for (uint64_t seed : world::validation_seeds(o.clips)) {
@@ -115,11 +129,17 @@ json validation_report(const ValidationOptions& o) {
     const MotionBatch batch = make_motion_batch({&clip}, {latents}, dit, data, gen, codec.get());
     const at::Tensor video = generate(o, clip, batch, model.get(), codec.get()).clamp(0.0, 1.0);  // [T, 3, H, W]
     const EvalReport report = evaluate_video(video, batch.track_sets[0], clip.video);
+    // The same figure over the points the tracker follows on the real clip (within 2 px on every visible frame).
+    const at::Tensor reliable = reliably_tracked(clip.video, batch.track_sets[0]);
+    const MotionFollowing on_reliable = motion_epe(video, batch.track_sets[0], {}, reliable);
     json row = to_json(report);
+    row["reliable_points"] = reliable.sum().item<int64_t>();
+    row["epe_reliable"] = std::isfinite(on_reliable.epe) ? json(on_reliable.epe) : json();
     row["seed"] = seed;
     row["caption"] = clip.caption;
     clips.push_back(row);
     if (std::isfinite(report.motion.epe)) epe += report.motion.epe, ++epe_count;
+    if (std::isfinite(on_reliable.epe)) epe_reliable += on_reliable.epe, ++epe_reliable_count;
     if (std::isfinite(report.psnr)) psnr_sum += report.psnr, ssim_sum += report.ssim, ++psnr_count;
     if (!o.videos_dir.empty()) {
       VideoWriter writer((fs::path(o.videos_dir) / ("clip-" + std::to_string(seed) + ".mp4")).string(), 2 * o.width,
@@ -135,6 +155,7 @@ json validation_report(const ValidationOptions& o) {
   }
   progress.finish();
   json mean = {{"epe", epe_count ? json(epe / epe_count) : json()},
+               {"epe_reliable", epe_reliable_count ? json(epe_reliable / epe_reliable_count) : json()},
                {"psnr", psnr_count ? json(psnr_sum / psnr_count) : json()},
                {"ssim", psnr_count ? json(ssim_sum / psnr_count) : json()}};
   json report = {{"method", o.method},   {"model", o.model_dir},  {"clips", clips},       {"mean", mean},
@@ -147,6 +168,7 @@ json validation_report(const ValidationOptions& o) {
   if (o.method == "student")
     report["layout"] = {{"chunk", o.layout.chunk_frames}, {"sink", o.layout.sink_chunks}, {"window", o.layout.window_chunks}};
   if (learned) report["steps"] = o.steps > 0 ? o.steps : (o.method == "teacher" ? 20 : 3);
+  if (o.hint_start < 1000) report["hint_start"] = o.hint_start;
   return report;
 }
 
