@@ -90,7 +90,33 @@ TEST(CausalInit, ResumedRunEqualsUninterruptedRunAndExportsAStudent) {
   EXPECT_EQ(train_causal_init(test::tiny_causal_config(teacher, 3), b.string(), RunLimits{2, -1}), 2);
   EXPECT_EQ(train_causal_init(test::tiny_causal_config(teacher, 3), b.string()), 3);
   EXPECT_LT(test::max_safetensors_diff(a / "model" / "dit.safetensors", b / "model" / "dit.safetensors"), 1e-6);
+  const fs::path raw = fs::path("checkpoints") / "step-00000003" / "model.safetensors";  // the EMA moves too little
+  EXPECT_LT(test::max_safetensors_diff(a / raw, b / raw), 1e-7);
   auto student = load_motion_model((a / "model").string());
   EXPECT_EQ(student.description.at("stage"), "causal-init");
   EXPECT_EQ(student.description.at("stream").at("timesteps").size(), 3u);
+}
+
+// Each teacher rollout serves rollout_reuse steps; a run resumed inside such a block rebuilds the block's rollout.
+TEST(CausalInit, ReusedRolloutsResumeInsideABlock) {
+  const std::string teacher = tiny_teacher_folder("causal_reuse");
+  auto config = [&] {
+    CausalInitConfig c = test::tiny_causal_config(teacher, 4);
+    c.rollout_reuse = 2;
+    return c;
+  };
+  const auto a = test::temp_dir("causal_reuse_straight"), b = test::temp_dir("causal_reuse_resumed"),
+             fresh = test::temp_dir("causal_reuse_none");
+  EXPECT_EQ(train_causal_init(config(), a.string()), 4);
+  EXPECT_EQ(train_causal_init(config(), b.string(), RunLimits{3, -1}), 3);  // stops inside the block of steps 2-3
+  EXPECT_EQ(train_causal_init(config(), b.string()), 4);
+  // The raw weights: one step moves the exported EMA by too little to tell a wrong rollout apart.
+  const fs::path last = fs::path("checkpoints") / "step-00000004" / "model.safetensors";
+  EXPECT_LT(test::max_safetensors_diff(a / last, b / last), 1e-7);
+  // Reuse does change what is learnt (steps 1 and 3 train on other rollouts than without it).
+  EXPECT_EQ(train_causal_init(test::tiny_causal_config(teacher, 4), fresh.string()), 4);
+  EXPECT_GT(test::max_safetensors_diff(a / last, fresh / last), 1e-6);
+  CausalInitConfig bad = config();
+  bad.rollout_reuse = 0;
+  EXPECT_THROW(bad.validate(), std::invalid_argument);
 }

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 
 #include "motionstream/diffusion/flow_schedule.h"
 #include "motionstream/diffusion/sampler.h"
@@ -52,6 +53,8 @@ void CausalInitConfig::validate() const {
   for (auto w : windows) StreamLayout{chunk_frames, 0, w}.validate();
   if (student_steps < 1 || teacher_substeps < 1 || batch < 1 || steps < 1 || !(lr > 0) || !(ema >= 0 && ema < 1))
     throw std::invalid_argument("CausalInitConfig: steps, substeps, batch, lr must be positive and ema in [0, 1)");
+  if (rollout_reuse < 1)
+    throw std::invalid_argument("CausalInitConfig.rollout_reuse must be >= 1, got " + std::to_string(rollout_reuse));
   if (validate_every < 1 || validation_clips < 1)
     throw std::invalid_argument("CausalInitConfig: validate_every and validation_clips must be >= 1");
   parse_guidance_mode(guidance);
@@ -132,9 +135,9 @@ int64_t train_causal_init(const CausalInitConfig& c, const std::string& run_dir,
                                 torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay).betas({0.9, 0.99}));
   TrainingRun run(run_dir, "causal-init", c.steps, c.checkpoint_minutes, limits,
                   {{"model", student.get()}, {"ema", ema.get()}}, {{"optimizer", &optimizer}}, parallel.is_writer());
-  ClipPool pool(clip_pool_config(world_spec(c.width, c.height, c.frames), c.batch, c.pool_size, c.fresh_per_step,
-                                 c.seed, device, c.render_device),
-                photos.get(), run.step());
+  const ClipPoolConfig pool_config = clip_pool_config(world_spec(c.width, c.height, c.frames), c.batch, c.pool_size,
+                                                      c.fresh_per_step, c.seed, device, c.render_device);
+  ClipPool pool(pool_config, photos.get(), run.step());
   LatentCache latent_cache(codec, static_cast<size_t>(std::max(c.batch, c.pool_size)));
   const auto timesteps = c.student_timesteps();
   const int64_t chunks = (1 + (c.frames - 1) / 4) / c.chunk_frames;
@@ -143,14 +146,27 @@ int64_t train_causal_init(const CausalInitConfig& c, const std::string& run_dir,
     return options[static_cast<size_t>(at::randint(static_cast<int64_t>(options.size()), {1}, gen).item<int64_t>())];
   };
   double smoothed = -1;
+  Rollout rollout;
+  int64_t rollout_step = -1;  // the step whose batch `rollout` was sampled for
   for (bool more = run.wants_steps(); more;) {
     const int64_t step = run.step();
     for (auto& group : optimizer.param_groups())
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(scheduled_lr(c.lr, step, c.warmup_steps, c.steps));
-    auto gen = at::detail::createCPUGenerator(c.seed * 130363 + static_cast<uint64_t>(step));
-    auto clips = pool.next(step);
-    const Rollout rollout = teacher_rollout(teacher.model, c, clips, latent_cache.latents(clips, device), codec, gen,
-                                            parallel.slice_begin(c.batch), parallel.slice_size(c.batch));
+    auto clips = pool.next(step);  // every step, so that the pool stays the one a resumed run rebuilds
+    // Steps [source, source + rollout_reuse) share the rollout of step source's batch, drawn from source's seed.
+    const int64_t source = step - step % c.rollout_reuse;
+    if (source != rollout_step) {
+      std::optional<ClipPool> replay;  // resumed inside a block: rebuild the batch its first step drew
+      if (source != step) {
+        replay.emplace(pool_config, photos.get(), source);
+        clips = replay->next(source);
+      }
+      auto rollout_gen = at::detail::createCPUGenerator(c.seed * 130363 + static_cast<uint64_t>(source));
+      rollout = teacher_rollout(teacher.model, c, clips, latent_cache.latents(clips, device), codec, rollout_gen,
+                                parallel.slice_begin(c.batch), parallel.slice_size(c.batch));
+      rollout_step = source;
+    }
+    auto gen = at::detail::createCPUGenerator(c.seed * 130363 + static_cast<uint64_t>(step) + (uint64_t{1} << 40));
     const StreamLayout layout{c.chunk_frames, pick(c.sinks, gen), pick(c.windows, gen)};
     std::vector<int64_t> step_per_chunk;
     for (int64_t i = 0; i < chunks; ++i) step_per_chunk.push_back(at::randint(c.student_steps, {1}, gen).item<int64_t>());

@@ -25,6 +25,9 @@ struct CausalInitConfig {
   double text_weight = 3.0, motion_weight = 1.5;
   int64_t min_tracks = 1, max_tracks = 64;
   int64_t batch = 4, pool_size = 0, fresh_per_step = 0;
+  // The teacher's sampling is nearly all of a step's cost: each rollout serves this many consecutive steps (each
+  // with its own student timesteps and sink/window), as Self-Forcing trains on a fixed set of teacher ODE pairs.
+  int64_t rollout_reuse = 1;
   int64_t steps = 20000;
   double lr = 1e-4, weight_decay = 0.01, grad_clip = 1.0, warmup_steps = 200, ema = 0.99;
   double checkpoint_minutes = 5.0;
@@ -43,9 +46,9 @@ struct CausalInitConfig {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CausalInitConfig, teacher, width, height, frames, chunk_frames, sinks,
                                                 windows, student_steps, student_shift, teacher_substeps, guidance,
                                                 text_weight, motion_weight, min_tracks, max_tracks, batch, pool_size,
-                                                fresh_per_step, steps, lr, weight_decay, grad_clip, warmup_steps, ema,
-                                                checkpoint_minutes, validate_every, validation_clips, seed, device,
-                                                render_device, photos, rank, world_size, master_port, master_addr)
+                                                fresh_per_step, rollout_reuse, steps, lr, weight_decay, grad_clip,
+                                                warmup_steps, ema, checkpoint_minutes, validate_every, validation_clips,
+                                                seed, device, render_device, photos, rank, world_size, master_port, master_addr)
 
 // Trains into run_dir (resuming); at config.steps exports the EMA student to run_dir/model. Returns the step reached.
 int64_t train_causal_init(const CausalInitConfig& config, const std::string& run_dir, const RunLimits& limits = {});
