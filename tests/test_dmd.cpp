@@ -22,6 +22,10 @@ TEST(Dmd, StepsResumeExactlyAndExportAStudent) {
   ASSERT_TRUE(fs::exists(b / "checkpoints" / "step-00000001" / "critic_optimizer.pt"));
   EXPECT_EQ(train_dmd(test::tiny_dmd_config(teacher, 2), b.string()), 2);
   EXPECT_LT(test::max_safetensors_diff(a / "model" / "dit.safetensors", b / "model" / "dit.safetensors"), 1e-6);
+  // The raw weights too (one step moves the exported EMA by little): student and critic.
+  const fs::path last = fs::path("checkpoints") / "step-00000002";
+  EXPECT_LT(test::max_safetensors_diff(a / last / "model.safetensors", b / last / "model.safetensors"), 1e-7);
+  EXPECT_LT(test::max_safetensors_diff(a / last / "critic.safetensors", b / last / "critic.safetensors"), 1e-7);
   // The student moved away from where it started, and the log holds finite losses.
   EXPECT_GT(test::max_safetensors_diff(a / "model" / "dit.safetensors", fs::path(teacher) / "dit.safetensors"), 0.0);
   std::ifstream log(a / "log.jsonl");
