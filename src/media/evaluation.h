@@ -40,7 +40,6 @@ struct MotionFollowing {
 MotionFollowing motion_epe(const at::Tensor& video, const TrackSet& tracks, const LkOptions& options = {},
                            const at::Tensor& counted = {});
 
-
 // Where the tracker itself can be trusted: true for each track whose re-tracked position in the real video
 // (`reference`, [T, 3, H, W]) stays within `tolerance` pixels of the track on every frame it is visible. On the
 // world's clips re-tracking the real video gives an EPE of several pixels (flat shapes, occluders, rotation), so

@@ -104,9 +104,10 @@ json validation_report(const ValidationOptions& o) {
     model->model->eval();
     codec = std::make_unique<LatentCodec>(model->codec_folder);
     dit = model->model->dit->config();
-    if (o.hint_start < 1000 && !(o.method == "teacher" && dit.track_warp_hint))
-      throw std::invalid_argument("hint_start needs a teacher trained with the warp hint (" + o.model_dir + ")");
   }
+  if (o.hint_start < 1000 && !(o.method == "teacher" && dit.track_warp_hint))
+    throw std::invalid_argument("hint_start needs a teacher trained with the warp hint, got method " + o.method +
+                                (o.model_dir.empty() ? "" : " (" + o.model_dir + ")"));
   if (!o.videos_dir.empty()) fs::create_directories(o.videos_dir);
 
   const auto photos = open_photo_bank("");

@@ -152,18 +152,16 @@ int64_t train_causal_init(const CausalInitConfig& c, const std::string& run_dir,
     const int64_t step = run.step();
     for (auto& group : optimizer.param_groups())
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(scheduled_lr(c.lr, step, c.warmup_steps, c.steps));
-    auto clips = pool.next(step);  // every step, so that the pool stays the one a resumed run rebuilds
+    const auto clips = pool.next(step);  // every step, so that the pool stays the one a resumed run rebuilds
     // Steps [source, source + rollout_reuse) share the rollout of step source's batch, drawn from source's seed.
     const int64_t source = step - step % c.rollout_reuse;
     if (source != rollout_step) {
       std::optional<ClipPool> replay;  // resumed inside a block: rebuild the batch its first step drew
-      if (source != step) {
-        replay.emplace(pool_config, photos.get(), source);
-        clips = replay->next(source);
-      }
+      if (source != step) replay.emplace(pool_config, photos.get(), source);
+      const auto batch_clips = replay ? replay->next(source) : clips;
       auto rollout_gen = at::detail::createCPUGenerator(c.seed * 130363 + static_cast<uint64_t>(source));
-      rollout = teacher_rollout(teacher.model, c, clips, latent_cache.latents(clips, device), codec, rollout_gen,
-                                parallel.slice_begin(c.batch), parallel.slice_size(c.batch));
+      rollout = teacher_rollout(teacher.model, c, batch_clips, latent_cache.latents(batch_clips, device), codec,
+                                rollout_gen, parallel.slice_begin(c.batch), parallel.slice_size(c.batch));
       rollout_step = source;
     }
     auto gen = at::detail::createCPUGenerator(c.seed * 130363 + static_cast<uint64_t>(step) + (uint64_t{1} << 40));
