@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <iostream>
 #include <stdexcept>
+#include <vector>
 
 #include "media/evaluation.h"
 #include "media/video_io.h"
@@ -32,6 +33,13 @@ double model_shift(const LoadedMotionModel& m, double fallback) {
                                                                                 : fallback;
 }
 
+// The I2V condition's latents of a warp-hint model's batch: frame 0 the image's own, later frames the first frame
+// warped along the tracks. -> [1, C, T, h, w]
+at::Tensor condition_hint(const MotionBatch& batch) {
+  const int64_t C = batch.x0.size(1);
+  return batch.condition.narrow(1, batch.condition.size(1) - C, C);
+}
+
 // The method's video for one clip. -> [T, 3, H, W]
 at::Tensor generate(const ValidationOptions& o, const world::Clip& clip, const MotionBatch& batch,
                     LoadedMotionModel* model, LatentCodec* codec) {
@@ -41,6 +49,8 @@ at::Tensor generate(const ValidationOptions& o, const world::Clip& clip, const M
   if (o.method == "still") return first.unsqueeze(0).expand({T, -1, -1, -1}).contiguous();
   if (o.method == "truth") return clip.video;
   if (o.method == "warp") return warp_along_tracks(first, tracks, 0, T);
+  if (o.method == "codec") return codec->decode(batch.x0)[0].narrow(0, 0, T);
+  if (o.method == "hint") return codec->decode(condition_hint(batch))[0].narrow(0, 0, T);
 
   auto gen = at::detail::createCPUGenerator(o.seed * 7919 + clip.seed);
   if (o.method == "teacher") {
@@ -51,9 +61,7 @@ at::Tensor generate(const ValidationOptions& o, const world::Clip& clip, const M
       timesteps.erase(std::remove_if(timesteps.begin(), timesteps.end(), [&](double t) { return t > o.hint_start; }),
                       timesteps.end());
       if (timesteps.empty() || timesteps.front() < o.hint_start) timesteps.insert(timesteps.begin(), o.hint_start);
-      const int64_t C = batch.x0.size(1);
-      const at::Tensor hint = batch.condition.narrow(1, batch.condition.size(1) - C, C);  // [1, C, T, h, w]
-      start = FlowSchedule::add_noise(hint, start, FlowSchedule::noise_level(o.hint_start));
+      start = FlowSchedule::add_noise(condition_hint(batch), start, FlowSchedule::noise_level(o.hint_start));
     }
     const at::Tensor x0 = sample_clip(model->model, conditions, start, timesteps, o.guidance);
     return codec->decode(x0)[0].narrow(0, 0, T);
@@ -86,25 +94,32 @@ at::Tensor generate(const ValidationOptions& o, const world::Clip& clip, const M
 }  // namespace
 
 json validation_report(const ValidationOptions& o) {
-  if (o.method != "still" && o.method != "truth" && o.method != "warp" && o.method != "teacher" && o.method != "student")
-    throw std::invalid_argument("method must be still, truth, warp, teacher or student, got '" + o.method + "'");
+  static const std::vector<std::string> methods{"still", "truth", "warp", "codec", "hint", "teacher", "student"};
+  if (std::find(methods.begin(), methods.end(), o.method) == methods.end()) {
+    std::string names;
+    for (const auto& m : methods) names += (names.empty() ? "" : ", ") + m;
+    throw std::invalid_argument("method must be one of " + names + ", got '" + o.method + "'");
+  }
   if (!(o.hint_start > 0 && o.hint_start <= 1000))
     throw std::invalid_argument("hint_start must be in (0, 1000], got " + std::to_string(o.hint_start));
   if (o.clips < 1 || o.tracks < 1) throw std::invalid_argument("clips and tracks must be >= 1");
   if ((o.frames - 1) % 4 != 0) throw std::invalid_argument("frames must be 1 + 4k, got " + std::to_string(o.frames));
   const bool learned = o.method == "teacher" || o.method == "student";
-  if (learned && o.model_dir.empty()) throw std::invalid_argument("method " + o.method + " needs --model DIR");
+  const bool needs_model = learned || o.method == "codec" || o.method == "hint";  // codec, hint: the folder's codec
+  if (needs_model && o.model_dir.empty()) throw std::invalid_argument("method " + o.method + " needs --model DIR");
   torch::NoGradGuard no_grad;
 
   std::unique_ptr<LoadedMotionModel> model;
   std::unique_ptr<LatentCodec> codec;
   DitConfig dit = dit_preset("tiny-motion");  // the batch layout for the baselines (only the tracks are used)
-  if (learned) {
+  if (needs_model) {
     model = std::make_unique<LoadedMotionModel>(load_motion_model(o.model_dir));
     model->model->eval();
     codec = std::make_unique<LatentCodec>(model->codec_folder);
     dit = model->model->dit->config();
   }
+  if (o.method == "hint" && !dit.track_warp_hint)
+    throw std::invalid_argument("method hint needs a model trained with the warp hint, got " + o.model_dir);
   if (o.hint_start < 1000 && !(o.method == "teacher" && dit.track_warp_hint))
     throw std::invalid_argument("hint_start needs a teacher trained with the warp hint, got method " + o.method +
                                 (o.model_dir.empty() ? "" : " (" + o.model_dir + ")"));

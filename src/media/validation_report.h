@@ -7,6 +7,10 @@
 //   warp     the first frame warped densely along the tracks (ms::warp_along_tracks: moves tracked pixels exactly,
 //            cannot open up what was hidden or follow the prompt)
 //   truth    the clip that really happened (the tracker's own error: the floor any method's EPE can reach)
+//   codec    the real clip encoded and decoded by a model folder's autoencoder: the best any model generating in
+//            that latent space can score
+//   hint     a warp-hint model folder's I2V condition decoded (the first frame warped along the tracks, encoded one
+//            image per latent frame): what the model is handed about the motion
 //   teacher  a bidirectional model folder, whole clip sampled with Euler steps and guidance (joint by default)
 //   student  a causal model folder, streamed chunk by chunk through the KV cache (sink, window, few steps)
 // Every method gets the same tracks per clip: `tracks` points drawn (seeded by the clip) among those visible on the
@@ -23,8 +27,8 @@
 namespace ms::media {
 
 struct ValidationOptions {
-  std::string method = "still";  // still | truth | warp | teacher | student
-  std::string model_dir;         // teacher / student
+  std::string method = "still";  // still | truth | warp | codec | hint | teacher | student
+  std::string model_dir;         // codec / hint / teacher / student
   int64_t clips = 8;
   int64_t width = 128, height = 128, frames = 17;  // frames: 1 + 4k
   int64_t tracks = 32;
