@@ -256,6 +256,16 @@ TEST(Evaluation, ReliablyTrackedKeepsThePointsTheTrackerFollowsOnTheRealVideo) {
   EXPECT_EQ(counted.points, 48) << "every track is re-tracked";
   EXPECT_GT(motion_epe(video, tracks).epe, 1.0) << "the lying tracks spoil the plain EPE";
   EXPECT_THROW(reliably_tracked(video, tracks, 0.0), std::invalid_argument);
+
+  // evaluate_video gives both figures from one re-tracking, the reliable points read on its reference.
+  const at::Tensor on_video = reliably_tracked(video, tracks);
+  const EvalReport report = evaluate_video(video, tracks, video);
+  EXPECT_NEAR(report.motion_reliable.epe, motion_epe(video, tracks, {}, on_video).epe, 1e-9);
+  EXPECT_NEAR(report.motion.epe, motion_epe(video, tracks).epe, 1e-9);
+  const auto j = to_json(report);
+  EXPECT_EQ(j["reliable_points"].get<int64_t>(), on_video.sum().item<int64_t>());
+  EXPECT_LT(j["epe_reliable"].get<double>(), 0.5);
+  EXPECT_FALSE(to_json(evaluate_video(video, tracks, at::Tensor())).contains("epe_reliable")) << "no reference";
 }
 
 TEST(Evaluation, PsnrAndSsimKnownCases) {

@@ -103,13 +103,8 @@ Retracked retrack(const at::Tensor& video, const TrackSet& tracks, const LkOptio
   return r;
 }
 
-}  // namespace
-
-MotionFollowing motion_epe(const at::Tensor& video, const TrackSet& tracks, const LkOptions& options,
-                           const at::Tensor& counted) {
-  if (counted.defined() && (counted.dim() != 1 || counted.size(0) != tracks.points() || counted.scalar_type() != at::kBool))
-    throw std::invalid_argument("motion_epe: counted must be [" + std::to_string(tracks.points()) + "] bool");
-  const Retracked r = retrack(video, tracks, options, "motion_epe");
+// The EPE of a re-tracking over the tracks in `counted` ([N] bool; all when undefined).
+MotionFollowing summarize(const Retracked& r, const at::Tensor& counted) {
   MotionFollowing out;
   out.frames = r.frames;
   out.points = r.index.defined() ? r.index.size(0) : 0;
@@ -119,6 +114,15 @@ MotionFollowing motion_epe(const at::Tensor& video, const TrackSet& tracks, cons
   out.samples = static_cast<int64_t>(count);
   if (count > 0) out.epe = (r.dist * mask).sum().item<double>() / count;
   return out;
+}
+
+}  // namespace
+
+MotionFollowing motion_epe(const at::Tensor& video, const TrackSet& tracks, const LkOptions& options,
+                           const at::Tensor& counted) {
+  if (counted.defined() && (counted.dim() != 1 || counted.size(0) != tracks.points() || counted.scalar_type() != at::kBool))
+    throw std::invalid_argument("motion_epe: counted must be [" + std::to_string(tracks.points()) + "] bool");
+  return summarize(retrack(video, tracks, options, "motion_epe"), counted);
 }
 
 at::Tensor reliably_tracked(const at::Tensor& reference, const TrackSet& tracks, double tolerance,
@@ -137,8 +141,12 @@ EvalReport evaluate_video(const at::Tensor& video, const TrackSet& tracks, const
                           const LkOptions& options) {
   EvalReport report;
   report.frames = video.size(0);
-  report.motion = motion_epe(video, tracks, options);
+  const Retracked retracked = retrack(video, tracks, options, "evaluate_video");  // once, for both EPE figures
+  report.motion = summarize(retracked, {});
   if (reference.defined()) {
+    const at::Tensor reliable = reliably_tracked(reference, tracks, 2.0, options);  // [N]
+    report.reliable_points = reliable.sum().item<int64_t>();
+    report.motion_reliable = summarize(retracked, reliable);
     const int64_t F = std::min(video.size(0), reference.size(0));
     const auto ref = resize_frames(reference.narrow(0, 0, F), video.size(3), video.size(2));
     const auto gen = video.narrow(0, 0, F);
@@ -160,6 +168,10 @@ nlohmann::json to_json(const EvalReport& report) {
   j["points"] = report.motion.points;
   j["epe_frames"] = report.motion.frames;
   j["epe_samples"] = report.motion.samples;
+  if (report.has_reference) {
+    j["epe_reliable"] = number(report.motion_reliable.epe);
+    j["reliable_points"] = report.reliable_points;
+  }
   return j;
 }
 

@@ -56,15 +56,20 @@ double ssim(const at::Tensor& a, const at::Tensor& b);
 struct EvalReport {
   MotionFollowing motion;
   bool has_reference = false;
+  // With a reference: the same EPE over the tracks the tracker follows on it (reliably_tracked, 2 px), from the same
+  // re-tracking of the video; the reference itself scores near zero there, so this measures the video, not the tracker.
+  MotionFollowing motion_reliable;
+  int64_t reliable_points = 0;
   double psnr = std::numeric_limits<double>::quiet_NaN();
   double ssim = std::numeric_limits<double>::quiet_NaN();
   int64_t frames = 0;  // frames of the generated video
 };
-// Tracks without points give a NaN EPE; an undefined reference gives no PSNR / SSIM.
+// Tracks without points give a NaN EPE; an undefined reference gives no PSNR / SSIM and no reliable-point EPE.
 EvalReport evaluate_video(const at::Tensor& video, const TrackSet& tracks, const at::Tensor& reference,
                           const LkOptions& options = {});
-// {"epe", "psnr", "ssim", "frames", "points", "epe_samples", "epe_frames"}; a figure that does not exist (no
-// reference) or is infinite (identical videos) is null, with "psnr_identical": true in the second case.
+// {"epe", "psnr", "ssim", "frames", "points", "epe_samples", "epe_frames"} (+ "epe_reliable", "reliable_points" with a
+// reference); a figure that does not exist (no reference) or is infinite (identical videos) is null, with
+// "psnr_identical": true in the second case.
 nlohmann::json to_json(const EvalReport& report);
 
 }  // namespace ms::media
