@@ -97,6 +97,19 @@ TEST(CausalInit, ResumedRunEqualsUninterruptedRunAndExportsAStudent) {
   EXPECT_EQ(student.description.at("stream").at("timesteps").size(), 3u);
 }
 
+// A further phase (longer clips, other layouts) starts its student and EMA from an exported student, not the teacher.
+TEST(CausalInit, StudentInitStartsFromAnotherModelFolder) {
+  const std::string teacher = tiny_teacher_folder("causal_phase");
+  const auto first = test::temp_dir("causal_phase_first"), second = test::temp_dir("causal_phase_second");
+  EXPECT_EQ(train_causal_init(test::tiny_causal_config(teacher, 2), first.string()), 2);
+  CausalInitConfig c = test::tiny_causal_config(teacher, 2);
+  c.student_init = (first / "model").string();
+  EXPECT_EQ(train_causal_init(c, second.string(), RunLimits{0, -1, true}), 0);  // no step: export what it started from
+  const fs::path dit = fs::path("model") / "dit.safetensors";
+  EXPECT_EQ(test::max_safetensors_diff(first / dit, second / dit), 0.0);
+  EXPECT_GT(test::max_safetensors_diff(fs::path(teacher) / "dit.safetensors", second / dit), 0.0);
+}
+
 // Each teacher rollout serves rollout_reuse steps; a run resumed inside such a block rebuilds the block's rollout.
 TEST(CausalInit, ReusedRolloutsResumeInsideABlock) {
   const std::string teacher = tiny_teacher_folder("causal_reuse");

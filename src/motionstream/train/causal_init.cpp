@@ -5,6 +5,7 @@
 #include <torch/optim/adamw.h>
 #include <torch/utils.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -123,13 +124,17 @@ int64_t train_causal_init(const CausalInitConfig& c, const std::string& run_dir,
   DataParallel parallel({c.rank, c.world_size, c.master_addr, c.master_port});
   if (parallel.is_writer())
     record_run_config(run_dir, c, {"steps", "checkpoint_minutes", "device", "render_device", "validate_every", "rank",
-                                   "world_size", "master_port", "master_addr"});
+                                   "world_size", "master_port", "master_addr"},
+                      CausalInitConfig{});
   const at::Device device(c.device);
   auto photos = open_photo_bank(c.photos);
   auto teacher = load_motion_model(c.teacher, device);
   LatentCodec codec(teacher.codec_folder, device);
-  auto student = load_motion_model(c.teacher, device).model;  // initialised from the teacher
-  auto ema = load_motion_model(c.teacher, device).model;
+  const std::string& init = c.student_init.empty() ? c.teacher : c.student_init;
+  auto student = load_motion_model(init, device).model;
+  auto ema = load_motion_model(init, device).model;
+  if (nlohmann::json(student->dit->config()) != nlohmann::json(teacher.model->dit->config()))
+    throw std::invalid_argument("CausalInitConfig.student_init: " + init + " is not a model of the teacher's shape");
   student->train();
   torch::optim::AdamW optimizer(student->parameters(),
                                 torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay).betas({0.9, 0.99}));
@@ -141,6 +146,10 @@ int64_t train_causal_init(const CausalInitConfig& c, const std::string& run_dir,
   LatentCache latent_cache(codec, static_cast<size_t>(std::max(c.batch, c.pool_size)));
   const auto timesteps = c.student_timesteps();
   const int64_t chunks = (1 + (c.frames - 1) / 4) / c.chunk_frames;
+  // A chunk sees window context only once the sink is full and a chunk has gone by: S + 2 chunks per clip.
+  if (parallel.is_writer() && chunks < *std::min_element(c.sinks.begin(), c.sinks.end()) + 2)
+    std::fprintf(stderr, "causal init: %lld chunks per clip never fill the window after the sink: the student learns no "
+                 "window context (a longer --frames does)\n", static_cast<long long>(chunks));
 
   auto pick = [](const std::vector<int64_t>& options, at::Generator& gen) {
     return options[static_cast<size_t>(at::randint(static_cast<int64_t>(options.size()), {1}, gen).item<int64_t>())];

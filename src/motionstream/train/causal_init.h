@@ -15,6 +15,9 @@ namespace ms {
 
 struct CausalInitConfig {
   std::string teacher = "models/teacher-128/run/model";  // a model folder (its model.json names the codec)
+  // The student's (and its EMA's) first weights: a causal model folder of the teacher's shape, for a further phase
+  // (longer clips, other layouts); empty = the teacher's weights.
+  std::string student_init;
   int64_t width = 128, height = 128, frames = 21;          // frames: 1 + 4k with 1 + k latent frames a multiple of chunk
   int64_t chunk_frames = 3;
   std::vector<int64_t> sinks{1}, windows{1, 2};            // drawn per step
@@ -43,7 +46,7 @@ struct CausalInitConfig {
   std::vector<double> teacher_timesteps() const;
   void validate() const;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CausalInitConfig, teacher, width, height, frames, chunk_frames, sinks,
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CausalInitConfig, teacher, student_init, width, height, frames, chunk_frames, sinks,
                                                 windows, student_steps, student_shift, teacher_substeps, guidance,
                                                 text_weight, motion_weight, min_tracks, max_tracks, batch, pool_size,
                                                 fresh_per_step, rollout_reuse, steps, lr, weight_decay, grad_clip,
