@@ -146,13 +146,12 @@ json validation_report(const ValidationOptions& o) {
     const at::Tensor video = generate(o, clip, batch, model.get(), codec.get()).clamp(0.0, 1.0);  // [T, 3, H, W]
     // The EPE also over the points the tracker follows on the real clip (within 2 px on every visible frame).
     const EvalReport report = evaluate_video(video, batch.track_sets[0], clip.video);
-    const MotionFollowing& on_reliable = report.motion_reliable;
     json row = to_json(report);
     row["seed"] = seed;
     row["caption"] = clip.caption;
     clips.push_back(row);
     if (std::isfinite(report.motion.epe)) epe += report.motion.epe, ++epe_count;
-    if (std::isfinite(on_reliable.epe)) epe_reliable += on_reliable.epe, ++epe_reliable_count;
+    if (std::isfinite(report.motion_reliable.epe)) epe_reliable += report.motion_reliable.epe, ++epe_reliable_count;
     if (std::isfinite(report.psnr)) psnr_sum += report.psnr, ssim_sum += report.ssim, ++psnr_count;
     if (!o.videos_dir.empty()) {
       VideoWriter writer((fs::path(o.videos_dir) / ("clip-" + std::to_string(seed) + ".mp4")).string(), 2 * o.width,

@@ -7,8 +7,8 @@
 //   warp     the first frame warped densely along the tracks (ms::warp_along_tracks: moves tracked pixels exactly,
 //            cannot open up what was hidden or follow the prompt)
 //   truth    the clip that really happened (the tracker's own error: the floor any method's EPE can reach)
-//   codec    the real clip encoded and decoded by a model folder's autoencoder: the best any model generating in
-//            that latent space can score
+//   codec    the real clip encoded and decoded by a model folder's autoencoder: what the real video scores in that
+//            latent space, the practical floor for a model generating in it
 //   hint     a warp-hint model folder's I2V condition decoded (the first frame warped along the tracks, encoded one
 //            image per latent frame): what the model is handed about the motion
 //   teacher  a bidirectional model folder, whole clip sampled with Euler steps and guidance (joint by default)

@@ -46,8 +46,8 @@ struct CausalInitConfig {
   std::vector<double> teacher_timesteps() const;
   void validate() const;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CausalInitConfig, teacher, student_init, width, height, frames, chunk_frames, sinks,
-                                                windows, student_steps, student_shift, teacher_substeps, guidance,
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CausalInitConfig, teacher, student_init, width, height, frames,
+                                                chunk_frames, sinks, windows, student_steps, student_shift, teacher_substeps, guidance,
                                                 text_weight, motion_weight, min_tracks, max_tracks, batch, pool_size,
                                                 fresh_per_step, rollout_reuse, steps, lr, weight_decay, grad_clip,
                                                 warmup_steps, ema, checkpoint_minutes, validate_every, validation_clips,
