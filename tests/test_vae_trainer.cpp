@@ -97,3 +97,43 @@ TEST(VaeTrainer, ReconstructionLossFalls) {
   }
   EXPECT_LT(last, 0.8 * first) << "first " << first / 8 << " last " << last / 8;
 }
+
+TEST(VaeTrainer, DecoderFineTuningKeepsTheLatentSpace) {
+  const auto base = test::temp_dir("vae_base"), tuned = test::temp_dir("vae_decoder_only");
+  train_vae(tiny_run(2), base.string());
+  VaeTrainConfig c = tiny_run(3);
+  c.init = base.string();
+  c.train_encoder = false;
+  c.lr = 3e-3;
+  train_vae(c, tuned.string());
+
+  io::SafetensorsFile before((base / "model.safetensors").string()), after((tuned / "model.safetensors").string());
+  int encoder_tensors = 0;
+  double decoder_change = 0;
+  for (const auto& t : before.tensors()) {
+    auto x = before.to_float(t), y = after.to_float(after.at(t.name));
+    double change = 0;
+    for (size_t i = 0; i < x.size(); ++i) change = std::max(change, static_cast<double>(std::abs(x[i] - y[i])));
+    if (t.name.rfind("encoder.", 0) == 0) {
+      EXPECT_EQ(change, 0.0) << t.name << " moved although the encoder is frozen";
+      ++encoder_tensors;
+    } else {
+      decoder_change = std::max(decoder_change, change);
+    }
+  }
+  EXPECT_GT(encoder_tensors, 0);
+  EXPECT_GT(decoder_change, 1e-4) << "the decoder did not learn";
+  auto base_json = nlohmann::json::parse(std::ifstream(base / "vae.json"));
+  auto tuned_json = nlohmann::json::parse(std::ifstream(tuned / "vae.json"));
+  EXPECT_EQ(tuned_json["latent_mean"], base_json["latent_mean"]);
+  EXPECT_EQ(tuned_json["latent_std"], base_json["latent_std"]);
+
+  VaeTrainConfig no_init = tiny_run(1);
+  no_init.train_encoder = false;
+  try {
+    train_vae(no_init, test::temp_dir("vae_no_init").string());
+    FAIL() << "train_encoder false without init was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("init"), std::string::npos) << e.what();
+  }
+}

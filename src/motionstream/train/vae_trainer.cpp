@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "motionstream/io/state_dict.h"
+#include "motionstream/model/vae/latent_codec.h"
 #include "motionstream/train/checkpoint.h"
 #include "motionstream/train/clip_pool.h"
 #include "motionstream/train/data_parallel.h"
@@ -46,6 +47,9 @@ void VaeTrainConfig::validate() const {
   if (frames < 5 || (frames - 1) % 4)
     throw std::invalid_argument("VaeTrainConfig.frames must be 1 + 4k with k >= 1, got " + std::to_string(frames));
   tiny_vae_preset(preset);
+  if (!train_encoder && init.empty())
+    throw std::invalid_argument("VaeTrainConfig.train_encoder false needs `init`: a trained autoencoder to keep the "
+                                "encoder of");
   DistributedConfig{rank, world_size, master_addr, master_port}.validate();
   if (batch % world_size)
     throw std::invalid_argument("VaeTrainConfig: batch " + std::to_string(batch) + " does not split over " +
@@ -89,6 +93,11 @@ double validation_psnr(TinyVae& vae, const VaeTrainConfig& c, const world::Photo
   return total / static_cast<double>(seeds.size());
 }
 
+at::Tensor encode_frozen(TinyVae& vae, const at::Tensor& clips) {
+  torch::NoGradGuard no_grad;
+  return vae->encode(clips);
+}
+
 }  // namespace
 
 nlohmann::json latent_statistics(TinyVae& vae, const VaeTrainConfig& c) {
@@ -115,9 +124,12 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
   const at::Device device(c.device);
   auto photos = open_photo_bank(c.photos);
   torch::manual_seed(c.seed);  // the initial weights are part of the run: same seed, same run
-  TinyVae vae(tiny_vae_preset(c.preset));
+  TinyVae vae = c.init.empty() ? TinyVae(tiny_vae_preset(c.preset)) : LatentCodec(c.init, device).vae();
   vae->to(device);
-  torch::optim::AdamW optimizer(vae->parameters(),
+  vae->train();
+  if (!c.train_encoder)
+    for (auto& p : vae->encoder->parameters()) p.set_requires_grad(false);
+  torch::optim::AdamW optimizer(c.train_encoder ? vae->parameters() : vae->decoder->parameters(),
                                 torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay).betas({0.9, 0.99}));
   TrainingRun run(run_dir, "vae", c.steps, c.checkpoint_minutes, limits, {{"model", vae.get()}},
                   {{"optimizer", &optimizer}}, parallel.is_writer());
@@ -133,7 +145,7 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
     // Every rank draws the whole global batch, then trains on its own rows.
     auto clips = ClipPool::videos(pool.next(step), device)
                      .narrow(0, parallel.slice_begin(c.batch), parallel.slice_size(c.batch));  // [B / W, F, 3, H, W]
-    auto latents = vae->encode(clips);
+    auto latents = c.train_encoder ? vae->encode(clips) : encode_frozen(vae, clips);
     auto recon = vae->decode(latents, /*clamp=*/false);
     auto l1 = (recon - clips).abs().mean();
     auto edges = (spatial_gradients(recon) - spatial_gradients(clips)).abs().mean();
@@ -159,7 +171,13 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
   if (!run.export_due() || !parallel.is_writer()) return run.step();
 
   nlohmann::json exported{{"config", vae->config()}, {"train", c}};
-  exported.update(latent_statistics(vae, c));
+  if (c.train_encoder) {
+    exported.update(latent_statistics(vae, c));
+  } else {  // same encoder, same latent space: the statistics the models in it were trained with, digit for digit
+    const auto init_json = nlohmann::json::parse(std::ifstream(fs::path(c.init) / "vae.json"));
+    exported["latent_mean"] = init_json.at("latent_mean");
+    exported["latent_std"] = init_json.at("latent_std");
+  }
   exported["val_psnr"] = validation_psnr(vae, c, photos.get(), device);
   io::save_state_dict(*vae, (dir / "model.safetensors").string());
   std::ofstream(dir / "vae.json") << exported.dump(2) << "\n";

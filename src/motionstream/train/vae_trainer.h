@@ -15,6 +15,11 @@ namespace ms {
 
 struct VaeTrainConfig {
   std::string preset = "cpu";  // tiny_vae_preset
+  // An exported autoencoder folder (vae.json + model.safetensors) to start from instead of `preset`'s random weights.
+  std::string init;
+  // false: only the decoder learns (needs `init`). The latent space, and so every diffusion model trained in it,
+  // stays as it was: the export keeps the init's latent statistics and a better decoder drops into those models.
+  bool train_encoder = true;
   int64_t width = 128, height = 128, frames = 17, batch = 4;
   // Rendered clips live in a pool of `pool_size`; each step renders `fresh_per_step` new ones into it and trains on
   // `batch` drawn from it. 0 = batch (every clip used once). A pool pays off where rendering, not the model, is
@@ -36,11 +41,11 @@ struct VaeTrainConfig {
   int64_t fresh() const { return fresh_per_step > 0 ? fresh_per_step : batch; }
   void validate() const;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VaeTrainConfig, preset, width, height, frames, batch, pool_size,
-                                                fresh_per_step, steps, lr, weight_decay, grad_clip, warmup_steps,
-                                                gradient_weight, latent_weight, checkpoint_minutes, validate_every,
-                                                validation_clips, seed, device, render_device, photos, rank,
-                                                world_size, master_port, master_addr)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VaeTrainConfig, preset, init, train_encoder, width, height, frames,
+                                                batch, pool_size, fresh_per_step, steps, lr, weight_decay, grad_clip,
+                                                warmup_steps, gradient_weight, latent_weight, checkpoint_minutes,
+                                                validate_every, validation_clips, seed, device, render_device, photos,
+                                                rank, world_size, master_port, master_addr)
 
 // Mean PSNR (dB) of reconstructions of the world's validation clips. frames: [N, F, 3, H, W] in [0, 1].
 double psnr(const at::Tensor& a, const at::Tensor& b);
