@@ -58,14 +58,19 @@ inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
 }
 
+// Largest difference between the tensors named `name` in two safetensors files.
+inline double max_tensor_diff(const io::SafetensorsFile& a, const io::SafetensorsFile& b, const std::string& name) {
+  auto x = a.to_float(a.at(name)), y = b.to_float(b.at(name));
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, static_cast<double>(std::abs(x[i] - y[i])));
+  return worst;
+}
+
 // Largest difference between same-named tensors of two safetensors files (every tensor of `a` must be in `b`).
 inline double max_safetensors_diff(const std::filesystem::path& a, const std::filesystem::path& b) {
   io::SafetensorsFile fa(a.string()), fb(b.string());
   double worst = 0;
-  for (const auto& t : fa.tensors()) {
-    auto x = fa.to_float(t), y = fb.to_float(fb.at(t.name));
-    for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, static_cast<double>(std::abs(x[i] - y[i])));
-  }
+  for (const auto& t : fa.tensors()) worst = std::max(worst, max_tensor_diff(fa, fb, t.name));
   return worst;
 }
 

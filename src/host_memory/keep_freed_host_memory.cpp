@@ -4,7 +4,7 @@
 // glibc's defaults, blocks over a few MiB are mmap'd and unmapped again on each free, so the next step gets them back
 // as fresh zero-filled pages. On the 2-core development CPU that page-fault traffic cost as much as the arithmetic:
 // serving every block from the heap and keeping 1 GiB of slack at its top took the bundled model's stream from 41 to
-// 68 FPS and `train vae` from 0.07 to 0.31 steps/s (docs/PERFORMANCE.md), at about the same peak resident memory.
+// 69-70 FPS and `train vae` from 0.07 to 0.24 steps/s (docs/PERFORMANCE.md), at about the same peak resident memory.
 // Kept out of the library so that programs embedding it keep their own allocator settings.
 #include <cstdlib>  // first: defines __GLIBC__
 

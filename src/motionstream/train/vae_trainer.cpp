@@ -93,11 +93,6 @@ double validation_psnr(TinyVae& vae, const VaeTrainConfig& c, const world::Photo
   return total / static_cast<double>(seeds.size());
 }
 
-at::Tensor encode_frozen(TinyVae& vae, const at::Tensor& clips) {
-  torch::NoGradGuard no_grad;
-  return vae->encode(clips);
-}
-
 }  // namespace
 
 nlohmann::json latent_statistics(TinyVae& vae, const VaeTrainConfig& c) {
@@ -125,6 +120,13 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
   auto photos = open_photo_bank(c.photos);
   torch::manual_seed(c.seed);  // the initial weights are part of the run: same seed, same run
   TinyVae vae = c.init.empty() ? TinyVae(tiny_vae_preset(c.preset)) : LatentCodec(c.init, device).vae();
+  // Same encoder, same latent space: the export keeps the statistics the models in it were trained with, digit for
+  // digit. Read now, beside the weights, so that a missing field stops the run before training, not at its end.
+  nlohmann::json kept_statistics;
+  if (!c.train_encoder) {
+    const auto init_json = nlohmann::json::parse(std::ifstream(fs::path(c.init) / "vae.json"));
+    kept_statistics = {{"latent_mean", init_json.at("latent_mean")}, {"latent_std", init_json.at("latent_std")}};
+  }
   vae->to(device);
   vae->train();
   if (!c.train_encoder)
@@ -145,7 +147,7 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
     // Every rank draws the whole global batch, then trains on its own rows.
     auto clips = ClipPool::videos(pool.next(step), device)
                      .narrow(0, parallel.slice_begin(c.batch), parallel.slice_size(c.batch));  // [B / W, F, 3, H, W]
-    auto latents = c.train_encoder ? vae->encode(clips) : encode_frozen(vae, clips);
+    auto latents = vae->encode(clips);  // a frozen encoder records no graph: none of its inputs needs a gradient
     auto recon = vae->decode(latents, /*clamp=*/false);
     auto l1 = (recon - clips).abs().mean();
     auto edges = (spatial_gradients(recon) - spatial_gradients(clips)).abs().mean();
@@ -171,13 +173,7 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
   if (!run.export_due() || !parallel.is_writer()) return run.step();
 
   nlohmann::json exported{{"config", vae->config()}, {"train", c}};
-  if (c.train_encoder) {
-    exported.update(latent_statistics(vae, c));
-  } else {  // same encoder, same latent space: the statistics the models in it were trained with, digit for digit
-    const auto init_json = nlohmann::json::parse(std::ifstream(fs::path(c.init) / "vae.json"));
-    exported["latent_mean"] = init_json.at("latent_mean");
-    exported["latent_std"] = init_json.at("latent_std");
-  }
+  exported.update(c.train_encoder ? latent_statistics(vae, c) : kept_statistics);
   exported["val_psnr"] = validation_psnr(vae, c, photos.get(), device);
   io::save_state_dict(*vae, (dir / "model.safetensors").string());
   std::ofstream(dir / "vae.json") << exported.dump(2) << "\n";
