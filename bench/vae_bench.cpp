@@ -1,7 +1,10 @@
 // Autoencoder benchmark: streaming decode (one latent -> 4 frames, as the live stream does) and whole-clip
-// encode, frames per second and the process's peak memory, on this machine. Prints JSON lines; never fails on a
-// number.
+// encode, frames per second and the process's peak memory, on this machine; with --quality, reconstruction PSNR
+// on the world's validation clips and on every bundled photograph panned and zoomed by the world's camera.
+// Prints JSON lines; never fails on a number.
 //   vae_bench --preset cpu --width 128 --height 128 --latents 40 [--weights run/model.safetensors] [--device cuda]
+//   vae_bench --weights models/tiny-vae-128/model.safetensors --quality 16   (16 validation clips, 17 frames)
+//   vae_bench --preset cpu --decoder-widths 64,48,24,24   (random weights: what a wider decoder would cost)
 //   vae_bench --preset wan-vae [--weights Wan2.1_VAE.pth] ...   the full Wan2.1 VAE (random weights without --weights)
 #include <torch/cuda.h>
 #include <torch/torch.h>
@@ -10,6 +13,7 @@
 
 #include <chrono>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -17,6 +21,9 @@
 #include "motionstream/io/state_dict.h"
 #include "motionstream/model/vae/tiny_vae.h"
 #include "motionstream/model/vae/wan_latent_codec.h"
+#include "motionstream/train/training_run.h"
+#include "motionstream/train/vae_trainer.h"
+#include "motionstream/train/world.h"
 #include "motionstream/util/cli_args.h"
 
 using namespace ms;
@@ -31,10 +38,41 @@ double peak_rss_mib() {
   return -1;
 }
 
+// Round-trip PSNR (dB) of the world's validation clips and of every photo of the bank panned and zoomed, each
+// clip 17 frames at width x height. One JSON line.
+nlohmann::json reconstruction_quality(TinyVae& vae, int64_t clips, int64_t width, int64_t height, const at::Device& device) {
+  constexpr int64_t kFrames = 17;
+  auto round_trip_psnr = [&](const at::Tensor& video) {  // [F, 3, H, W]
+    const auto clip = video.unsqueeze(0).to(device, at::kFloat);
+    return psnr(vae->decode(vae->encode(clip)), clip);
+  };
+  double world_total = 0;
+  const auto photos = open_photo_bank("");
+  for (uint64_t seed : world::validation_seeds(clips))
+    world_total += round_trip_psnr(world::render_clip(world_spec(width, height, kFrames), seed, photos.get()).video);
+
+  nlohmann::json per_photo = nlohmann::json::object();
+  double photo_total = 0;
+  int64_t photo_clips = 0;
+  for (const auto& photo : photos ? photos->photos() : std::vector<world::Photo>{}) {
+    for (auto move : {world::CameraMove::kPan, world::CameraMove::kZoom}) {
+      const double db =
+          round_trip_psnr(world::render_scene(world::photo_camera_scene(photo, width, height, kFrames, move)).video);
+      per_photo[photo.name][move == world::CameraMove::kPan ? "pan" : "zoom"] = db;
+      photo_total += db, ++photo_clips;
+    }
+  }
+  return {{"bench", "tiny_vae_quality"}, {"width", width}, {"height", height}, {"frames", kFrames},
+          {"validation_clips", clips}, {"validation_psnr", world_total / std::max<int64_t>(1, clips)},
+          {"photo_clips", photo_clips}, {"photo_psnr", photo_clips ? nlohmann::json(photo_total / photo_clips) : nlohmann::json()},
+          {"per_photo", per_photo}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
-  CliArgs args(argc, argv, 1, {"preset", "width", "height", "latents", "weights", "device", "dtype", "threads"});
+  CliArgs args(argc, argv, 1, {"preset", "width", "height", "latents", "weights", "device", "dtype", "threads", "quality", "decoder-widths"});
+  if (args.has("quality") && !args.has("weights")) throw std::invalid_argument("--quality measures trained weights: give --weights");
   const at::Device device(args.str("device", "cpu"));
   const auto dtype = args.str("dtype", "fp32") == "fp16" ? at::kHalf : args.str("dtype", "fp32") == "bf16" ? at::kBFloat16 : at::kFloat;
   if (device.is_cpu()) torch::set_num_threads(static_cast<int>(args.integer("threads", 1)));
@@ -73,7 +111,13 @@ int main(int argc, char** argv) try {
               << std::endl;
     return 0;
   }
-  TinyVae vae(tiny_vae_preset(args.str("preset", "cpu")));
+  TinyVaeConfig config = tiny_vae_preset(args.str("preset", "cpu"));
+  if (args.has("weights")) {  // the widths the weights were trained with, from their vae.json where there is one
+    const auto json_path = std::filesystem::path(args.str("weights", "")).parent_path() / "vae.json";
+    if (std::filesystem::exists(json_path)) config = nlohmann::json::parse(std::ifstream(json_path)).at("config").get<TinyVaeConfig>();
+  }
+  config.decoder_widths = args.integers("decoder-widths", config.decoder_widths);  // sizing a decoder before training it
+  TinyVae vae(config);
   if (args.has("weights")) io::load_state_dict(*vae, args.str("weights", ""));
   vae->to(device, dtype);
   vae->eval();
@@ -99,13 +143,16 @@ int main(int argc, char** argv) try {
   vae->encode(clip);
   const double encode_s = now() - t1;
 
-  std::cout << nlohmann::json{{"bench", "tiny_vae"}, {"preset", vae->config().name}, {"device", device.str()},
+  std::cout << nlohmann::json{{"bench", "tiny_vae"}, {"preset", vae->config().name}, {"decoder_widths", vae->config().decoder_widths}, {"device", device.str()},
                               {"width", width}, {"height", height}, {"decoded_frames", frames},
                               {"decode_fps", frames / decode_s}, {"decode_ms_per_latent", decode_s / (count - 1) * 1e3},
                               {"decode_cpu_ms_per_latent", decode_cpu_s / (count - 1) * 1e3},
                               {"encode_fps", clip.size(1) / encode_s}, {"peak_rss_mib", peak_rss_mib()}}
                    .dump()
             << std::endl;
+  if (args.has("quality")) {
+    std::cout << reconstruction_quality(vae, args.integer("quality", 16), width, height, device).dump() << std::endl;
+  }
   return 0;
 } catch (const std::exception& e) {
   std::cerr << "vae_bench: " << e.what() << std::endl;

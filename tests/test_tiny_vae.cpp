@@ -86,3 +86,36 @@ TEST(TinyVae, StreamingDecodeEqualsWholeSequenceDecode) {
   stream.reset();
   EXPECT_LT(test::max_abs_diff(stream.push(latents.select(1, 0)), whole.narrow(1, 0, 1)), 1e-5);
 }
+
+// A widened decoder computes what the narrow one computed (every frame of a whole decode, and the raw output
+// before the clamp), then learns: one step moves the weights through which old channels read new ones.
+TEST(TinyVae, WidenedDecoderStartsFromTheNarrowOnesOutput) {
+  TinyVae narrow(tiny_vae_preset("cpu"));  // decoder 64 / 32 / 16 / 16
+  randomize(narrow, 2);
+  TinyVae wide = widen_decoder(narrow, {64, 48, 24, 24});
+  EXPECT_EQ(wide->config().decoder_widths, (std::vector<int64_t>{64, 48, 24, 24}));
+  auto latents = torch::randn({2, 3, 16, 4, 6});
+  {
+    torch::NoGradGuard no_grad;
+    const auto expected = narrow->decode(latents, /*clamp=*/false);  // [2, 9, 3, 32, 48]
+    EXPECT_GT(expected.abs().max().item<double>(), 1e-2);
+    EXPECT_LT(test::max_abs_diff(wide->decode(latents, false), expected), 1e-5);
+    const auto frames = torch::rand({1, 9, 3, 32, 48});
+    EXPECT_LT(test::max_abs_diff(wide->encode(frames), narrow->encode(frames)), 1e-6);
+  }
+  torch::optim::SGD sgd(wide->decoder->parameters(), 0.1);
+  const auto target = torch::rand({2, 9, 3, 32, 48});
+  (wide->decode(latents, false) - target).pow(2).mean().backward();
+  const auto& last = *wide->decoder->ptr(wide->decoder->size() - 1)->as<torch::nn::Conv2d>();  // 24 -> RGB
+  const double before = last.weight.narrow(1, 16, 8).abs().max().item<double>();
+  sgd.step();
+  EXPECT_EQ(before, 0.0) << "old outputs must not read the new channels at the start";
+  EXPECT_GT(last.weight.narrow(1, 16, 8).abs().max().item<double>(), 0.0) << "the new channels get no gradient";
+
+  try {
+    widen_decoder(narrow, {64, 16, 16, 16});
+    FAIL() << "a shrinking width was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("width 1 would shrink from 32 to 16"), std::string::npos) << e.what();
+  }
+}

@@ -126,6 +126,18 @@ TEST(VaeTrainer, DecoderFineTuningKeepsTheLatentSpace) {
   EXPECT_EQ(tuned_json["latent_mean"], base_json["latent_mean"]);
   EXPECT_EQ(tuned_json["latent_std"], base_json["latent_std"]);
 
+  // The same fine-tuning with a wider decoder: its first step sees the same clips and computes the same loss (the
+  // widened decoder starts from the narrow one's output), and the export records the new widths.
+  VaeTrainConfig grown = c;
+  grown.decoder_widths = {64, 48, 24, 24};
+  const auto grown_dir = test::temp_dir("vae_grown");
+  train_vae(grown, grown_dir.string());
+  EXPECT_NEAR(read_log(grown_dir / "log.jsonl").at(0)["loss"].get<double>(),
+              read_log(tuned / "log.jsonl").at(0)["loss"].get<double>(), 1e-6);
+  auto grown_json = nlohmann::json::parse(std::ifstream(grown_dir / "vae.json"));
+  EXPECT_EQ(grown_json["config"]["decoder_widths"], nlohmann::json({64, 48, 24, 24}));
+  EXPECT_EQ(grown_json["latent_std"], base_json["latent_std"]);
+
   VaeTrainConfig no_init = tiny_run(1);
   no_init.train_encoder = false;
   try {

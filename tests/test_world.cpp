@@ -293,6 +293,47 @@ TEST(World, PhotoBackgroundsComeFromTheBank) {
   }
 }
 
+// The autoencoder's real-photo clips: the photo fills the frame, the tracks follow the camera exactly (a pan moves
+// every point by the same offset, a zoom pushes points away from the centre by 1.3x), and the pixels move with them.
+TEST(World, PhotoCameraClipsMoveThePhotoWhereTheirTracksSay) {
+  const auto photos = bundled_photos();
+  ASSERT_TRUE(photos) << "data/photos.safetensors not found above " << std::filesystem::current_path();
+  const Photo& photo = photos->photo(0);
+  const int64_t T = 17;
+  for (auto move : {CameraMove::kPan, CameraMove::kZoom}) {
+    const Clip clip = render_scene(photo_camera_scene(photo, 128, 96, T, move));
+    ASSERT_EQ(clip.video.sizes(), (at::IntArrayRef{T, 3, 96, 128}));
+    const auto& xy = clip.tracks.xy;  // [T, 64, 2]
+    const auto shift = xy[T - 1] - xy[0];  // [N, 2]
+    if (move == CameraMove::kPan) {
+      EXPECT_LT((shift - shift[0]).abs().max().item<double>(), 1e-4) << "a pan moves every point alike";
+      EXPECT_GT(shift[0].norm().item<double>(), 10.0);
+    } else {
+      const auto centre = at::tensor({64.0, 48.0}, at::kDouble);
+      const auto ratio = (xy[T - 1] - centre).norm(2, 1) / (xy[0] - centre).norm(2, 1);
+      EXPECT_NEAR(ratio.min().item<double>(), 1.3, 1e-4);
+      EXPECT_NEAR(ratio.max().item<double>(), 1.3, 1e-4);
+    }
+    // Colour at each visible track position against frame 0's colour at its start: small, and far smaller than
+    // reading the same pixel positions (ignoring the camera) would give.
+    double followed = 0, ignored = 0;
+    int64_t samples = 0;
+    for (int64_t t = 1; t < T; ++t)
+      for (int64_t n = 0; n < clip.tracks.points(); ++n) {
+        if (!clip.tracks.visible[t][n].item<bool>()) continue;
+        const double x0 = xy[0][n][0].item<double>(), y0 = xy[0][n][1].item<double>();
+        const auto start = colour_at(clip.video, 0, x0, y0);
+        followed += (colour_at(clip.video, t, xy[t][n][0].item<double>(), xy[t][n][1].item<double>()) - start).abs().mean().item<double>();
+        ignored += (colour_at(clip.video, t, x0, y0) - start).abs().mean().item<double>();
+        ++samples;
+      }
+    ASSERT_GT(samples, 500);
+    EXPECT_LT(followed / samples, 0.03);
+    EXPECT_LT(followed, 0.3 * ignored);
+    EXPECT_NE(clip.caption.find(photo.description), std::string::npos) << clip.caption;
+  }
+}
+
 TEST(World, BadSpecsNameTheField) {
   auto expect_error = [](WorldSpec spec, const std::string& field) {
     try {

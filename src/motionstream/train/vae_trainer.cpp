@@ -114,12 +114,18 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
   DataParallel parallel({c.rank, c.world_size, c.master_addr, c.master_port});
   if (parallel.is_writer())
     record_run_config(run_dir, c, {"steps", "checkpoint_minutes", "device", "render_device", "validate_every", "rank",
-                                   "world_size", "master_port", "master_addr"});
+                                   "world_size", "master_port", "master_addr"},
+                      VaeTrainConfig{});
 
   const at::Device device(c.device);
   auto photos = open_photo_bank(c.photos);
   torch::manual_seed(c.seed);  // the initial weights are part of the run: same seed, same run
   TinyVae vae = c.init.empty() ? TinyVae(tiny_vae_preset(c.preset)) : LatentCodec(c.init, device).vae();
+  if (!c.decoder_widths.empty() && c.decoder_widths != vae->config().decoder_widths) {
+    TinyVaeConfig custom = vae->config();
+    custom.decoder_widths = c.decoder_widths;
+    vae = c.init.empty() ? TinyVae(custom) : widen_decoder(vae, c.decoder_widths);
+  }
   // Same encoder, same latent space: the export keeps the statistics the models in it were trained with, digit for
   // digit. Read now, beside the weights, so that a missing field stops the run before training, not at its end.
   nlohmann::json kept_statistics;

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "motionstream/model/vae/tiny_vae.h"
 #include "motionstream/train/training_run.h"
@@ -20,6 +21,9 @@ struct VaeTrainConfig {
   // false: only the decoder learns (needs `init`). The latent space, and so every diffusion model trained in it,
   // stays as it was: the export keeps the init's latent statistics and a better decoder drops into those models.
   bool train_encoder = true;
+  // Decoder stage widths (4, see TinyVaeConfig); empty = those of `init` or `preset`. With `init`, each may only
+  // grow: the init's decoder is widened so that it starts from exactly what it computed (widen_decoder).
+  std::vector<int64_t> decoder_widths;
   int64_t width = 128, height = 128, frames = 17, batch = 4;
   // Rendered clips live in a pool of `pool_size`; each step renders `fresh_per_step` new ones into it and trains on
   // `batch` drawn from it. 0 = batch (every clip used once). A pool pays off where rendering, not the model, is
@@ -41,7 +45,7 @@ struct VaeTrainConfig {
   int64_t fresh() const { return fresh_per_step > 0 ? fresh_per_step : batch; }
   void validate() const;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VaeTrainConfig, preset, init, train_encoder, width, height, frames,
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VaeTrainConfig, preset, init, train_encoder, decoder_widths, width, height, frames,
                                                 batch, pool_size, fresh_per_step, steps, lr, weight_decay, grad_clip,
                                                 warmup_steps, gradient_weight, latent_weight, checkpoint_minutes,
                                                 validate_every, validation_clips, seed, device, render_device, photos,

@@ -998,6 +998,46 @@ void add_grid_queries(Scene& scene, int64_t grid) {
   }
 }
 
+Scene photo_camera_scene(const Photo& photo, int64_t width, int64_t height, int64_t frames, CameraMove move,
+                         int64_t grid) {
+  WorldSpec spec;
+  spec.width = width, spec.height = height, spec.frames = frames;
+  spec.validate();
+  if (!photo.image.defined() || photo.image.dim() != 3 || photo.image.size(0) != 3)
+    throw std::invalid_argument("photo_camera_scene: photo '" + photo.name + "' must be [3, H, W]");
+  Scene scene;
+  scene.width = width, scene.height = height, scene.frames = frames, scene.fps = spec.fps;
+  scene.caption = "a photo of " + photo.description + "; the camera " + (move == CameraMove::kPan ? "pans." : "zooms in.");
+
+  // The photo covers the frame with 30% to spare, so a pan of 80% of the spare never shows its edge.
+  const double pw = static_cast<double>(photo.image.size(2)), ph = static_cast<double>(photo.image.size(1));
+  const double fit = 1.3 * std::max(width / pw, height / ph);  // screen pixels per photo pixel
+  const int64_t tw = std::max<int64_t>(1, std::lround(pw * fit)), th = std::max<int64_t>(1, std::lround(ph * fit));
+  Layer layer;
+  layer.depth = kReferenceDepth;
+  layer.name = photo.description;
+  layer.fill.texture = fit < 1.0 ? at::adaptive_avg_pool2d(photo.image.unsqueeze(0), {th, tw}).squeeze(0).contiguous()
+                                 : photo.image;
+  layer.fill.x0 = -tw / 2.0, layer.fill.x1 = tw / 2.0, layer.fill.y0 = -th / 2.0, layer.fill.y1 = th / 2.0;
+
+  // Local origin (the photo's centre) -> screen: the frame centre plus the pan, scaled by the zoom.
+  const auto u = clip_time(frames);  // [T] in [0, 1]
+  const double cx = width / 2.0, cy = height / 2.0;
+  const double spare_x = (tw - width) / 2.0, spare_y = (th - height) / 2.0;
+  at::Tensor tx = at::full({frames}, cx, at::kDouble), ty = at::full({frames}, cy, at::kDouble);
+  at::Tensor scale = at::ones({frames}, at::kDouble);
+  if (move == CameraMove::kPan) {
+    tx = tx + (1.0 - 2.0 * u) * (0.8 * spare_x);  // right to left across the photo
+    ty = ty + (1.0 - 2.0 * u) * (0.3 * spare_y);
+  } else {
+    scale = at::exp(u * std::log(1.3));  // 1x -> 1.3x about the frame centre
+  }
+  layer.motion = similarity(tx, ty, at::zeros({frames}, at::kDouble), scale);
+  scene.layers.push_back(std::move(layer));
+  add_grid_queries(scene, grid);
+  return scene;
+}
+
 Scene make_scene(const WorldSpec& spec, uint64_t seed, const PhotoBank* photos) {
   spec.validate();
   Random rng(seed);

@@ -115,6 +115,14 @@ Clip render_clip(const WorldSpec& spec, uint64_t seed, const PhotoBank* photos =
 
 std::vector<uint64_t> validation_seeds(int64_t count = 32);  // fixed seeds every later report uses
 
+// A real photograph alone, filling the frame while the camera pans across it or zooms into it: the clips on which
+// the autoencoder reports reconstruction of real image statistics. The photo is area-resampled once to about one
+// texel per screen pixel (a camera's own filtering) and keeps its own colours; grid tracks, no objects, no event.
+// Deterministic: no random draws.
+enum class CameraMove { kPan, kZoom };
+Scene photo_camera_scene(const Photo& photo, int64_t width, int64_t height, int64_t frames, CameraMove move,
+                         int64_t grid = 8);
+
 // ---- helpers for building scenes by hand ----
 // [T, 2, 3] float64: a pure translation starting at (x0, y0) and moving (dx, dy) pixels per frame.
 at::Tensor translating(int64_t frames, double x0, double y0, double dx, double dy);

@@ -179,6 +179,57 @@ at::Tensor TinyVaeImpl::decode(const at::Tensor& latents, bool clamp) {
   return clamp ? frames.clamp(0, 1) : frames;
 }
 
+namespace {
+
+// Where old channels go in a wider layer: `parts` consecutive blocks of width `from` (a MemBlock's [x, past], a
+// TGrow's frames) each keep their offset inside blocks of width `to`. [parts * from] int64
+at::Tensor channel_map(int64_t from, int64_t to, int64_t parts) {
+  return (at::arange(from, at::kLong).unsqueeze(0) + at::arange(parts, at::kLong).unsqueeze(1) * to).flatten();
+}
+
+// wide.weight [O, I, k, k]: the mapped rows get the old weights in the mapped columns and zeros elsewhere (old
+// outputs read no new input); other rows keep their random initialisation.
+void copy_into_wider(const nn::Conv2dImpl& old_conv, nn::Conv2dImpl& wide, int64_t in_parts, int64_t out_parts) {
+  const auto& w_old = old_conv.weight;
+  auto& w = wide.weight;
+  const auto rows = channel_map(w_old.size(0) / out_parts, w.size(0) / out_parts, out_parts);
+  const auto cols = channel_map(w_old.size(1) / in_parts, w.size(1) / in_parts, in_parts);
+  auto kept = at::zeros({rows.size(0), w.size(1), w.size(2), w.size(3)}, w.options());
+  kept.index_copy_(1, cols, w_old.detach());
+  w.index_copy_(0, rows, kept);
+  if (old_conv.bias.defined()) wide.bias.index_copy_(0, rows, old_conv.bias.detach());
+}
+
+}  // namespace
+
+TinyVae widen_decoder(TinyVae& narrow, const std::vector<int64_t>& decoder_widths) {
+  TinyVaeConfig config = narrow->config();
+  for (size_t i = 0; i < decoder_widths.size() && i < config.decoder_widths.size(); ++i)
+    if (decoder_widths[i] < config.decoder_widths[i])
+      throw std::invalid_argument("widen_decoder: decoder width " + std::to_string(i) + " would shrink from " +
+                                  std::to_string(config.decoder_widths[i]) + " to " + std::to_string(decoder_widths[i]));
+  config.decoder_widths = decoder_widths;
+  TinyVae wide(config);  // validates the widths
+  wide->to(narrow->parameters().front().device());
+  torch::NoGradGuard no_grad;
+  const auto encoder = narrow->encoder->named_parameters();
+  for (auto& p : wide->encoder->named_parameters()) p.value().copy_(encoder[p.key()]);
+  for (size_t i = 0; i < narrow->decoder->size(); ++i) {
+    auto& old_layer = *narrow->decoder->ptr(i);
+    auto& new_layer = *wide->decoder->ptr(i);
+    if (auto* conv = old_layer.as<nn::Conv2d>()) {
+      copy_into_wider(*conv, *new_layer.as<nn::Conv2d>(), 1, 1);
+    } else if (auto* block = old_layer.as<MemBlock>()) {
+      for (size_t j : {0, 2, 4})  // the first conv reads [x, past]
+        copy_into_wider(*block->conv->ptr(j)->as<nn::Conv2d>(), *new_layer.as<MemBlock>()->conv->ptr(j)->as<nn::Conv2d>(),
+                        j == 0 ? 2 : 1, 1);
+    } else if (auto* grow = old_layer.as<TGrow>()) {
+      copy_into_wider(*grow->conv, *new_layer.as<TGrow>()->conv, 1, grow->stride);  // one block per new frame
+    }
+  }
+  return wide;
+}
+
 StreamingDecoder::StreamingDecoder(TinyVae vae) : vae_(std::move(vae)) { reset(); }
 
 void StreamingDecoder::reset() {

@@ -84,6 +84,12 @@ class TinyVaeImpl : public torch::nn::Module {
 };
 TORCH_MODULE(TinyVae);
 
+// A copy of `narrow` whose decoder has the (each at least as large) `decoder_widths`, computing exactly what
+// `narrow` computes: the old channels keep their weights, and no old channel reads a new one until training moves
+// those weights off zero (the new channels' own weights start random, so they do get gradients). The encoder is
+// copied as it is. Lets a decoder grow without forgetting what it learnt. Throws naming the width that shrinks.
+TinyVae widen_decoder(TinyVae& narrow, const std::vector<int64_t>& decoder_widths);
+
 // Decodes latents one at a time with per-layer memory: each latent gives its 4 frames (1 for the very first,
 // after the 3 leading frames are dropped) as soon as it arrives. Equals TinyVae::decode of the whole sequence.
 class StreamingDecoder {
