@@ -40,32 +40,24 @@ double peak_rss_mib() {
 
 // Round-trip PSNR (dB) of the world's validation clips and of every photo of the bank panned and zoomed, each
 // clip 17 frames at width x height. One JSON line.
-nlohmann::json reconstruction_quality(TinyVae& vae, int64_t clips, int64_t width, int64_t height, const at::Device& device) {
+nlohmann::json reconstruction_quality(TinyVae& vae, int64_t clips, int64_t width, int64_t height) {
   constexpr int64_t kFrames = 17;
-  auto round_trip_psnr = [&](const at::Tensor& video) {  // [F, 3, H, W]
-    const auto clip = video.unsqueeze(0).to(device, at::kFloat);
-    return psnr(vae->decode(vae->encode(clip)), clip);
-  };
+  const at::Device device = vae->parameters().front().device();
   double world_total = 0;
   const auto photos = open_photo_bank("");
-  for (uint64_t seed : world::validation_seeds(clips))
-    world_total += round_trip_psnr(world::render_clip(world_spec(width, height, kFrames), seed, photos.get()).video);
-
-  nlohmann::json per_photo = nlohmann::json::object();
-  double photo_total = 0;
-  int64_t photo_clips = 0;
-  for (const auto& photo : photos ? photos->photos() : std::vector<world::Photo>{}) {
-    for (auto move : {world::CameraMove::kPan, world::CameraMove::kZoom}) {
-      const double db =
-          round_trip_psnr(world::render_scene(world::photo_camera_scene(photo, width, height, kFrames, move)).video);
-      per_photo[photo.name][move == world::CameraMove::kPan ? "pan" : "zoom"] = db;
-      photo_total += db, ++photo_clips;
-    }
+  for (uint64_t seed : world::validation_seeds(clips)) {
+    const auto clip = world::render_clip(world_spec(width, height, kFrames), seed, photos.get(), device).video.unsqueeze(0);
+    world_total += psnr(vae->decode(vae->encode(clip)), clip);
   }
-  return {{"bench", "tiny_vae_quality"}, {"width", width}, {"height", height}, {"frames", kFrames},
-          {"validation_clips", clips}, {"validation_psnr", world_total / std::max<int64_t>(1, clips)},
-          {"photo_clips", photo_clips}, {"photo_psnr", photo_clips ? nlohmann::json(photo_total / photo_clips) : nlohmann::json()},
-          {"per_photo", per_photo}};
+  nlohmann::json out{{"bench", "tiny_vae_quality"}, {"width", width}, {"height", height}, {"frames", kFrames},
+                     {"validation_clips", clips}, {"validation_psnr", world_total / std::max<int64_t>(1, clips)}};
+  if (photos) {
+    const auto photo = photo_reconstruction(vae, *photos, width, height, kFrames);
+    out["photo_clips"] = 2 * photos->size();
+    out["photo_psnr"] = photo["mean"];
+    out["per_photo"] = photo["photos"];
+  }
+  return out;
 }
 
 }  // namespace
@@ -151,7 +143,7 @@ int main(int argc, char** argv) try {
                    .dump()
             << std::endl;
   if (args.has("quality")) {
-    std::cout << reconstruction_quality(vae, args.integer("quality", 16), width, height, device).dump() << std::endl;
+    std::cout << reconstruction_quality(vae, args.integer("quality", 16), width, height).dump() << std::endl;
   }
   return 0;
 } catch (const std::exception& e) {

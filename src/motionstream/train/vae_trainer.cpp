@@ -95,6 +95,27 @@ double validation_psnr(TinyVae& vae, const VaeTrainConfig& c, const world::Photo
 
 }  // namespace
 
+nlohmann::json photo_reconstruction(TinyVae& vae, const world::PhotoBank& photos, int64_t width, int64_t height,
+                                    int64_t frames) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = vae->is_training();
+  vae->eval();
+  const at::Device device = vae->parameters().front().device();
+  nlohmann::json per_photo = nlohmann::json::object();
+  double total = 0;
+  for (const auto& photo : photos.photos())
+    for (auto move : {world::CameraMove::kPan, world::CameraMove::kZoom}) {
+      const auto clip = world::render_scene(world::photo_camera_scene(photo, width, height, frames, move), device)
+                            .video.unsqueeze(0);  // [1, F, 3, H, W]
+      const double db = psnr(vae->decode(vae->encode(clip)), clip);
+      per_photo[photo.name][move == world::CameraMove::kPan ? "pan" : "zoom"] = db;
+      total += db;
+    }
+  vae->train(was_training);
+  const auto clips = 2 * photos.size();
+  return {{"mean", clips ? nlohmann::json(total / static_cast<double>(clips)) : nlohmann::json()}, {"photos", per_photo}};
+}
+
 nlohmann::json latent_statistics(TinyVae& vae, const VaeTrainConfig& c) {
   torch::NoGradGuard no_grad;
   auto photos = open_photo_bank(c.photos);
@@ -168,9 +189,15 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
     smoothed = smoothed < 0 ? value : 0.98 * smoothed + 0.02 * value;
     nlohmann::json row{{"loss", value}, {"l1", l1.item<double>()}};
     if (parallel.is_writer() && ((step + 1) % c.validate_every == 0 || step + 1 == c.steps)) {
-      row["val_psnr"] = validation_psnr(vae, c, photos.get(), device);
-      std::fprintf(stderr, "\nstep %lld: validation PSNR %.2f dB\n", static_cast<long long>(step + 1),
-                   row["val_psnr"].get<double>());
+      const double world_db = validation_psnr(vae, c, photos.get(), device);
+      row["val_psnr"] = world_db;
+      std::fprintf(stderr, "\nstep %lld: validation PSNR %.2f dB", static_cast<long long>(step + 1), world_db);
+      if (photos) {
+        const double photo_db = photo_reconstruction(vae, *photos, c.width, c.height, c.frames)["mean"].get<double>();
+        row["val_photo_psnr"] = photo_db;
+        std::fprintf(stderr, ", panned and zoomed photos %.2f dB", photo_db);
+      }
+      std::fprintf(stderr, "\n");
     }
     char figures[96];
     std::snprintf(figures, sizeof figures, "loss %.4f", smoothed);
@@ -181,6 +208,7 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
   nlohmann::json exported{{"config", vae->config()}, {"train", c}};
   exported.update(c.train_encoder ? latent_statistics(vae, c) : kept_statistics);
   exported["val_psnr"] = validation_psnr(vae, c, photos.get(), device);
+  if (photos) exported["photo_psnr"] = photo_reconstruction(vae, *photos, c.width, c.height, c.frames)["mean"];
   io::save_state_dict(*vae, (dir / "model.safetensors").string());
   std::ofstream(dir / "vae.json") << exported.dump(2) << "\n";
   return run.step();

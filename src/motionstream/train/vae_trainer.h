@@ -54,9 +54,14 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VaeTrainConfig, preset, init, tr
 // Mean PSNR (dB) of reconstructions of the world's validation clips. frames: [N, F, 3, H, W] in [0, 1].
 double psnr(const at::Tensor& a, const at::Tensor& b);
 
+// Round-trip PSNR (dB) of every photo of the bank, panned and zoomed by the world's camera (photo_camera_scene),
+// `frames` frames at width x height: {"mean": dB, "photos": {name: {"pan": dB, "zoom": dB}}}.
+nlohmann::json photo_reconstruction(TinyVae& vae, const world::PhotoBank& photos, int64_t width, int64_t height,
+                                    int64_t frames);
+
 // Trains into run_dir (config.json, log.jsonl, checkpoints/), resuming from its newest checkpoint if there is one.
 // When the run reaches config.steps, writes run_dir/model.safetensors and run_dir/vae.json (config + per-channel
-// latent mean/std + validation PSNR). Returns the step reached.
+// latent mean/std + validation PSNR, and the photo PSNR where there is a photo bank). Returns the step reached.
 int64_t train_vae(const VaeTrainConfig& config, const std::string& run_dir, const RunLimits& limits = {});
 
 // Per-channel latent statistics of the validation clips: {"latent_mean": [...], "latent_std": [...]}.
