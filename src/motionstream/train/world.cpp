@@ -1027,7 +1027,7 @@ Scene photo_camera_scene(const Photo& photo, int64_t width, int64_t height, int6
   at::Tensor tx = at::full({frames}, cx, at::kDouble), ty = at::full({frames}, cy, at::kDouble);
   at::Tensor scale = at::ones({frames}, at::kDouble);
   if (move == CameraMove::kPan) {
-    tx = tx + (1.0 - 2.0 * u) * (0.8 * spare_x);  // right to left across the photo
+    tx = tx + (1.0 - 2.0 * u) * (0.8 * spare_x);  // the photo slides left and a little up: the camera pans right
     ty = ty + (1.0 - 2.0 * u) * (0.3 * spare_y);
   } else {
     scale = at::exp(u * std::log(1.3));  // 1x -> 1.3x about the frame centre
