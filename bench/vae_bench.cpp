@@ -42,20 +42,12 @@ double peak_rss_mib() {
 // clip 17 frames at width x height. One JSON line.
 nlohmann::json reconstruction_quality(TinyVae& vae, int64_t clips, int64_t width, int64_t height) {
   constexpr int64_t kFrames = 17;
-  const at::Device device = vae->parameters().front().device();
-  double world_total = 0;
-  at::Tensor frame_mse = at::zeros({kFrames}, at::kDouble);  // per frame position: where the error sits in a latent's 4
   const auto photos = open_photo_bank("");
-  for (uint64_t seed : world::validation_seeds(clips)) {
-    const auto clip = world::render_clip(world_spec(width, height, kFrames), seed, photos.get(), device).video.unsqueeze(0);
-    const auto recon = vae->decode(vae->encode(clip));
-    world_total += psnr(recon, clip);
-    frame_mse += (recon - clip).pow(2).mean({0, 2, 3, 4}).to(at::kCPU, at::kDouble) / static_cast<double>(clips);
-  }
-  const auto frame_db = (-10.0 * at::log10(frame_mse)).contiguous();
+  const auto world = validation_reconstruction(vae, photos.get(), clips, width, height, kFrames,
+                                               vae->parameters().front().device());
   nlohmann::json out{{"bench", "tiny_vae_quality"}, {"width", width}, {"height", height}, {"frames", kFrames},
-                     {"validation_clips", clips}, {"validation_psnr", world_total / std::max<int64_t>(1, clips)},
-                     {"validation_psnr_by_frame", std::vector<double>(frame_db.data_ptr<double>(), frame_db.data_ptr<double>() + kFrames)}};
+                     {"validation_clips", clips}, {"validation_psnr", world["mean"]},
+                     {"validation_psnr_by_frame", world["by_frame"]}};
   if (photos) {
     const auto photo = photo_reconstruction(vae, *photos, width, height, kFrames);
     out["photo_clips"] = 2 * photos->size();

@@ -81,19 +81,32 @@ at::Tensor spatial_gradients(const at::Tensor& x) {  // [..., H, W] -> horizonta
 }
 
 double validation_psnr(TinyVae& vae, const VaeTrainConfig& c, const world::PhotoBank* photos, const at::Device& device) {
-  torch::NoGradGuard no_grad;
-  vae->eval();
-  double total = 0;
-  auto seeds = world::validation_seeds(c.validation_clips);
-  for (uint64_t s : seeds) {
-    auto clip = render_batch(c, {s}, photos, device);
-    total += psnr(vae->decode(vae->encode(clip)), clip);
-  }
-  vae->train();
-  return total / static_cast<double>(seeds.size());
+  const at::Device render_on = c.render_device.empty() ? device : at::Device(c.render_device);
+  return validation_reconstruction(vae, photos, c.validation_clips, c.width, c.height, c.frames, render_on)["mean"];
 }
 
 }  // namespace
+
+nlohmann::json validation_reconstruction(TinyVae& vae, const world::PhotoBank* photos, int64_t clips, int64_t width,
+                                         int64_t height, int64_t frames, const at::Device& render_on) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = vae->is_training();
+  vae->eval();
+  const at::Device device = vae->parameters().front().device();
+  const world::WorldSpec spec = world_spec(width, height, frames);
+  double total = 0;
+  at::Tensor frame_mse = at::zeros({frames}, at::kDouble);  // [F]: where the error sits among a latent's frames
+  for (uint64_t seed : world::validation_seeds(clips)) {
+    const auto clip = world::render_clip(spec, seed, photos, render_on).video.unsqueeze(0).to(device);  // [1, F, 3, H, W]
+    const auto recon = vae->decode(vae->encode(clip));
+    total += psnr(recon, clip);
+    frame_mse += (recon - clip).pow(2).mean({0, 2, 3, 4}).to(at::kCPU, at::kDouble) / static_cast<double>(clips);
+  }
+  vae->train(was_training);
+  const auto frame_db = (-10.0 * at::log10(frame_mse)).contiguous();
+  return {{"mean", total / static_cast<double>(std::max<int64_t>(1, clips))},
+          {"by_frame", std::vector<double>(frame_db.data_ptr<double>(), frame_db.data_ptr<double>() + frames)}};
+}
 
 nlohmann::json photo_reconstruction(TinyVae& vae, const world::PhotoBank& photos, int64_t width, int64_t height,
                                     int64_t frames) {

@@ -54,6 +54,11 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VaeTrainConfig, preset, init, tr
 // Mean PSNR (dB) of reconstructions of the world's validation clips. frames: [N, F, 3, H, W] in [0, 1].
 double psnr(const at::Tensor& a, const at::Tensor& b);
 
+// Round-trip PSNR (dB) of the world's first `clips` validation clips, `frames` frames at width x height, rendered on
+// `render_on`: {"mean": per clip, then averaged (the training log's val_psnr), "by_frame": [F] over the pooled error}.
+nlohmann::json validation_reconstruction(TinyVae& vae, const world::PhotoBank* photos, int64_t clips, int64_t width,
+                                         int64_t height, int64_t frames, const at::Device& render_on);
+
 // Round-trip PSNR (dB) of every photo of the bank, panned and zoomed by the world's camera (photo_camera_scene),
 // `frames` frames at width x height: {"mean": dB, "photos": {name: {"pan": dB, "zoom": dB}}}.
 nlohmann::json photo_reconstruction(TinyVae& vae, const world::PhotoBank& photos, int64_t width, int64_t height,
