@@ -47,7 +47,8 @@ nlohmann::json reconstruction_quality(TinyVae& vae, int64_t clips, int64_t width
                                                vae->parameters().front().device());
   nlohmann::json out{{"bench", "tiny_vae_quality"}, {"width", width}, {"height", height}, {"frames", kFrames},
                      {"validation_clips", clips}, {"validation_psnr", world["mean"]},
-                     {"validation_psnr_by_frame", world["by_frame"]}};
+                     {"validation_psnr_by_frame", world["by_frame"]},
+                     {"validation_psnr_by_clip", world["by_clip"]}};
   if (photos) {
     const auto photo = photo_reconstruction(vae, *photos, width, height, kFrames);
     out["photo_clips"] = 2 * photos->size();

@@ -96,16 +96,21 @@ nlohmann::json validation_reconstruction(TinyVae& vae, const world::PhotoBank* p
   const world::WorldSpec spec = world_spec(width, height, frames);
   double total = 0;
   at::Tensor frame_mse = at::zeros({frames}, at::kDouble);  // [F]: where the error sits among a latent's frames
+  nlohmann::json by_clip = nlohmann::json::array();  // which content the mean loses on
   for (uint64_t seed : world::validation_seeds(clips)) {
-    const auto clip = world::render_clip(spec, seed, photos, render_on).video.unsqueeze(0).to(device);  // [1, F, 3, H, W]
+    const auto sample = world::render_clip(spec, seed, photos, render_on);
+    const auto clip = sample.video.unsqueeze(0).to(device);  // [1, F, 3, H, W]
     const auto recon = vae->decode(vae->encode(clip));
-    total += psnr(recon, clip);
+    const double db = psnr(recon, clip);
+    total += db;
+    by_clip.push_back({{"seed", seed}, {"psnr", db}, {"caption", sample.caption}});
     frame_mse += (recon - clip).pow(2).mean({0, 2, 3, 4}).to(at::kCPU, at::kDouble) / static_cast<double>(clips);
   }
   vae->train(was_training);
   const auto frame_db = (-10.0 * at::log10(frame_mse)).contiguous();
   return {{"mean", total / static_cast<double>(std::max<int64_t>(1, clips))},
-          {"by_frame", std::vector<double>(frame_db.data_ptr<double>(), frame_db.data_ptr<double>() + frames)}};
+          {"by_frame", std::vector<double>(frame_db.data_ptr<double>(), frame_db.data_ptr<double>() + frames)},
+          {"by_clip", by_clip}};
 }
 
 nlohmann::json photo_reconstruction(TinyVae& vae, const world::PhotoBank& photos, int64_t width, int64_t height,

@@ -55,7 +55,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VaeTrainConfig, preset, init, tr
 double psnr(const at::Tensor& a, const at::Tensor& b);
 
 // Round-trip PSNR (dB) of the world's first `clips` validation clips, `frames` frames at width x height, rendered on
-// `render_on`: {"mean": per clip, then averaged (the training log's val_psnr), "by_frame": [F] over the pooled error}.
+// `render_on`: {"mean": per clip, then averaged (the training log's val_psnr), "by_frame": [F] over the pooled error,
+// "by_clip": [{seed, psnr, caption}]}.
 nlohmann::json validation_reconstruction(TinyVae& vae, const world::PhotoBank* photos, int64_t clips, int64_t width,
                                          int64_t height, int64_t frames, const at::Device& render_on);
 
