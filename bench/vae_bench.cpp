@@ -3,7 +3,7 @@
 // on the world's validation clips and on every bundled photograph panned and zoomed by the world's camera.
 // Prints JSON lines; never fails on a number.
 //   vae_bench --preset cpu --width 128 --height 128 --latents 40 [--weights run/model.safetensors] [--device cuda]
-//   vae_bench --weights models/tiny-vae-128/model.safetensors --quality 16   (16 validation clips, 17 frames)
+//   vae_bench --weights models/tiny-vae-128/model.safetensors --quality 16 [--frames 17]   (16 validation clips)
 //   vae_bench --preset cpu --decoder-widths 64,48,24,24   (random weights: what a wider decoder would cost)
 //   vae_bench --preset wan-vae [--weights Wan2.1_VAE.pth] ...   the full Wan2.1 VAE (random weights without --weights)
 #include <torch/cuda.h>
@@ -39,18 +39,17 @@ double peak_rss_mib() {
 }
 
 // Round-trip PSNR (dB) of the world's validation clips and of every photo of the bank panned and zoomed, each
-// clip 17 frames at width x height. One JSON line.
-nlohmann::json reconstruction_quality(TinyVae& vae, int64_t clips, int64_t width, int64_t height) {
-  constexpr int64_t kFrames = 17;
+// clip `frames` frames at width x height. One JSON line.
+nlohmann::json reconstruction_quality(TinyVae& vae, int64_t clips, int64_t width, int64_t height, int64_t frames) {
   const auto photos = open_photo_bank("");
-  const auto world = validation_reconstruction(vae, photos.get(), clips, width, height, kFrames,
+  const auto world = validation_reconstruction(vae, photos.get(), clips, width, height, frames,
                                                vae->parameters().front().device());
-  nlohmann::json out{{"bench", "tiny_vae_quality"}, {"width", width}, {"height", height}, {"frames", kFrames},
+  nlohmann::json out{{"bench", "tiny_vae_quality"}, {"width", width}, {"height", height}, {"frames", frames},
                      {"validation_clips", clips}, {"validation_psnr", world["mean"]},
                      {"validation_psnr_by_frame", world["by_frame"]},
                      {"validation_psnr_by_clip", world["by_clip"]}};
   if (photos) {
-    const auto photo = photo_reconstruction(vae, *photos, width, height, kFrames);
+    const auto photo = photo_reconstruction(vae, *photos, width, height, frames);
     out["photo_clips"] = 2 * photos->size();
     out["photo_psnr"] = photo["mean"];
     out["per_photo"] = photo["photos"];
@@ -61,7 +60,7 @@ nlohmann::json reconstruction_quality(TinyVae& vae, int64_t clips, int64_t width
 }  // namespace
 
 int main(int argc, char** argv) try {
-  CliArgs args(argc, argv, 1, {"preset", "width", "height", "latents", "weights", "device", "dtype", "threads", "quality", "decoder-widths"});
+  CliArgs args(argc, argv, 1, {"preset", "width", "height", "latents", "weights", "device", "dtype", "threads", "quality", "frames", "decoder-widths"});
   if (args.has("quality") && !args.has("weights")) throw std::invalid_argument("--quality measures trained weights: give --weights");
   const at::Device device(args.str("device", "cpu"));
   const auto dtype = args.str("dtype", "fp32") == "fp16" ? at::kHalf : args.str("dtype", "fp32") == "bf16" ? at::kBFloat16 : at::kFloat;
@@ -141,7 +140,7 @@ int main(int argc, char** argv) try {
                    .dump()
             << std::endl;
   if (args.has("quality")) {
-    std::cout << reconstruction_quality(vae, args.integer("quality", 16), width, height).dump() << std::endl;
+    std::cout << reconstruction_quality(vae, args.integer("quality", 16), width, height, args.integer("frames", 17)).dump() << std::endl;
   }
   return 0;
 } catch (const std::exception& e) {
