@@ -119,3 +119,48 @@ TEST(TinyVae, WidenedDecoderStartsFromTheNarrowOnesOutput) {
     EXPECT_NE(std::string(e.what()).find("width 1 would shrink from 32 to 16"), std::string::npos) << e.what();
   }
 }
+
+// The linear path, fitted, makes the autoencoder the principal-component codec of the pixel groups it sees, computed
+// here independently: the groups cut out by view/permute (not pixel_unshuffle), the components by an SVD (not the
+// covariance's eigenvectors). Streaming decode still equals whole-sequence decode with the path on.
+TEST(TinyVae, LinearPathStartsAsThePrincipalComponentCodec) {
+  TinyVaeConfig config = tiny_vae_preset("cpu");
+  config.linear_path = true;
+  TinyVae vae(config);
+  randomize(vae, 5);
+  // Smooth random clips (a coarse random field upsampled), so that a few components carry most of the signal.
+  auto gen = at::detail::createCPUGenerator(6);
+  const auto coarse = at::empty({6 * 9, 3, 4, 6}).uniform_(0, 1, gen);
+  const auto clips = at::upsample_bilinear2d(coarse, {32, 48}, false).view({6, 9, 3, 32, 48});  // [N, F, 3, H, W]
+  fit_linear_path(vae, clips, 0.5);
+
+  const int64_t N = 6, T = 3, C = 16;
+  const auto padded = at::cat({clips.narrow(1, 0, 1).expand({-1, 3, -1, -1, -1}), clips}, 1).to(at::kDouble);
+  const auto rows = padded.view({N, T, 4, 3, 4, 8, 6, 8}).permute({0, 1, 4, 6, 2, 3, 5, 7}).reshape({-1, 768});
+  const auto mean = rows.mean(0);
+  auto [u, s, vh] = at::linalg_svd(rows - mean, false);
+  const auto v = vh.narrow(0, 0, C).t();  // [768, C]
+  const auto projected = (rows - mean).mm(v).mm(v.t()) + mean;
+  const auto expected = projected.view({N, T, 4, 6, 4, 3, 8, 8}).permute({0, 1, 4, 5, 2, 6, 3, 7}).reshape({N, 4 * T, 3, 32, 48})
+                            .narrow(1, 3, 9).to(at::kFloat);
+  torch::NoGradGuard no_grad;
+  const auto latents = vae->encode(clips);  // [N, T, C, 4, 6]
+  const auto decoded = vae->decode(latents, /*clamp=*/false);
+  EXPECT_GT((expected - clips).abs().max().item<double>(), 1e-2);  // 16 of 768 components: not lossless
+  EXPECT_LT(test::max_abs_diff(decoded, expected), 1e-4);
+  const auto channel_std = latents.transpose(1, 2).reshape({N, C, -1}).transpose(0, 1).reshape({C, -1}).std(1);
+  EXPECT_LT((channel_std - 0.5).abs().max().item<double>(), 1e-3);  // each component scaled to latent_std
+
+  StreamingDecoder stream(vae);
+  std::vector<at::Tensor> pieces;
+  for (int64_t t = 0; t < T; ++t) pieces.push_back(stream.push(latents.select(1, t)));
+  EXPECT_LT(test::max_abs_diff(at::cat(pieces, 1), vae->decode(latents)), 1e-5);
+
+  TinyVae plain(tiny_vae_preset("cpu"));
+  try {
+    fit_linear_path(plain, clips);
+    FAIL() << "fitted a linear path the autoencoder does not have";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("linear_path"), std::string::npos) << e.what();
+  }
+}

@@ -197,3 +197,33 @@ TEST(VaeTrainer, ValidationReconstructionNamesEachClipAndAveragesThem) {
   }
   EXPECT_NEAR(report["mean"].get<double>(), sum / clips, 1e-9);
 }
+
+// A run with a linear path fits it once, before its first step (a resumed run must not fit it again), starts far
+// below a plain run's loss, and exports a config that says it has the path.
+TEST(VaeTrainer, LinearPathRunStartsFromItsFitAndResumes) {
+  VaeTrainConfig c = tiny_run(4);
+  c.linear_path = true;
+  expect_resume_matches(c, "vae_linear");
+  const auto linear = test::temp_dir("vae_linear"), plain = test::temp_dir("vae_plain");
+  train_vae(c, linear.string());
+  train_vae(tiny_run(1), plain.string());
+  EXPECT_LT(read_log(linear / "log.jsonl").at(0)["l1"].get<double>(),
+            0.5 * read_log(plain / "log.jsonl").at(0)["l1"].get<double>());
+  const auto exported = nlohmann::json::parse(std::ifstream(linear / "vae.json"));
+  EXPECT_EQ(exported["config"]["linear_path"], true);
+  EXPECT_EQ(exported["train"]["linear_path"], true);
+
+  // Decoder-only fine-tuning keeps a path the init has, and refuses to add one (that would change the encoder).
+  VaeTrainConfig decoder_only = c;
+  decoder_only.init = linear.string();
+  decoder_only.train_encoder = false;
+  decoder_only.steps = 1;
+  train_vae(decoder_only, test::temp_dir("vae_linear_decoder_only").string());
+  decoder_only.init = plain.string();
+  try {
+    train_vae(decoder_only, test::temp_dir("vae_linear_added_frozen").string());
+    FAIL() << "added a linear path to a frozen encoder";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("linear_path"), std::string::npos) << e.what();
+  }
+}

@@ -64,6 +64,8 @@ double psnr(const at::Tensor& a, const at::Tensor& b) {
 
 namespace {
 
+constexpr uint64_t kLinearFitSeed = 8'000'000'000'000;  // clips the linear path is fitted to: not validation clips
+
 // [count, F, 3, H, W] clips with the given seeds, on `device`.
 at::Tensor render_batch(const VaeTrainConfig& c, const std::vector<uint64_t>& seeds, const world::PhotoBank* photos,
                         const at::Device& device) {
@@ -165,6 +167,12 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
     custom.decoder_widths = c.decoder_widths;
     vae = c.init.empty() ? TinyVae(custom) : widen_decoder(vae, c.decoder_widths);
   }
+  // A linear path new to this run is fitted at its first step (below), once the run knows it is not resuming.
+  const bool fit_linear = c.linear_path && !vae->config().linear_path;
+  if (fit_linear && !c.train_encoder)
+    throw std::invalid_argument("VaeTrainConfig.linear_path adds a linear path to " + c.init +
+                                ", which changes the encoder: it needs train_encoder true");
+  if (fit_linear) vae = with_linear_path(vae);
   // Same encoder, same latent space: the export keeps the statistics the models in it were trained with, digit for
   // digit. Read now, beside the weights, so that a missing field stops the run before training, not at its end.
   nlohmann::json kept_statistics;
@@ -175,11 +183,27 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
   vae->to(device);
   vae->train();
   if (!c.train_encoder)
-    for (auto& p : vae->encoder->parameters()) p.set_requires_grad(false);
-  torch::optim::AdamW optimizer(c.train_encoder ? vae->parameters() : vae->decoder->parameters(),
+    for (auto& p : vae->encoder_parameters()) p.set_requires_grad(false);
+  // A linear path stays as fitted: a component's scale divides its weights, so Adam's equal-sized steps would
+  // scramble the small ones; the convolutional paths learn what it misses.
+  if (vae->config().linear_path)
+    for (auto* path : {&vae->encoder_linear, &vae->decoder_linear})
+      for (auto& p : (*path)->parameters()) p.set_requires_grad(false);
+  std::vector<at::Tensor> trained;
+  for (auto& p : vae->parameters())
+    if (p.requires_grad()) trained.push_back(p);
+  torch::optim::AdamW optimizer(trained,
                                 torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay).betas({0.9, 0.99}));
   TrainingRun run(run_dir, "vae", c.steps, c.checkpoint_minutes, limits, {{"model", vae.get()}},
                   {{"optimizer", &optimizer}}, parallel.is_writer());
+  if (fit_linear && run.step() == 0) {
+    constexpr int64_t kFitClips = 64;  // about 20k pixel groups at 128x128x9: ample for 768x768 covariances
+    std::vector<uint64_t> seeds;
+    for (int64_t i = 0; i < kFitClips; ++i) seeds.push_back(kLinearFitSeed + static_cast<uint64_t>(i));
+    fit_linear_path(vae, render_batch(c, seeds, photos.get(), device));
+    std::fprintf(stderr, "linear path fitted to %lld clips: validation PSNR %.2f dB\n", static_cast<long long>(kFitClips),
+                 validation_psnr(vae, c, photos.get(), device));
+  }
   ClipPool pool(clip_pool_config(world_spec(c.width, c.height, c.frames), c.batch, c.pool_size, c.fresh_per_step,
                                  c.seed, device, c.render_device),
                 photos.get(), run.step());

@@ -83,6 +83,7 @@ void to_json(nlohmann::json& j, const TinyVaeConfig& c) {
                      {"latent_channels", c.latent_channels},
                      {"encoder_width", c.encoder_width},
                      {"decoder_widths", c.decoder_widths}};
+  if (c.linear_path) j["linear_path"] = true;  // absent = false: files written before it existed read the same
 }
 
 void from_json(const nlohmann::json& j, TinyVaeConfig& c) {
@@ -93,6 +94,7 @@ void from_json(const nlohmann::json& j, TinyVaeConfig& c) {
       else if (key == "latent_channels") out.latent_channels = value.get<int64_t>();
       else if (key == "encoder_width") out.encoder_width = value.get<int64_t>();
       else if (key == "decoder_widths") out.decoder_widths = value.get<std::vector<int64_t>>();
+      else if (key == "linear_path") out.linear_path = value.get<bool>();
       else throw std::invalid_argument("TinyVaeConfig." + key + ": unknown field");
     } catch (const nlohmann::json::exception& e) {
       throw std::invalid_argument("TinyVaeConfig." + key + ": bad value " + value.dump());
@@ -158,6 +160,36 @@ TinyVaeImpl::TinyVaeImpl(const TinyVaeConfig& config) : config_(config) {
   }
   decoder->push_back(nn::ReLU());
   decoder->push_back(conv3x3(w[3], 3));
+  if (config_.linear_path) {
+    constexpr int64_t kPixels = 4 * 3 * 8 * 8;  // one latent pixel's frames x colours x 8 x 8
+    encoder_linear = register_module("encoder_linear", nn::Conv2d(nn::Conv2dOptions(kPixels, C, 1)));
+    decoder_linear = register_module("decoder_linear", nn::Conv2d(nn::Conv2dOptions(C, kPixels, 1)));
+  }
+}
+
+at::Tensor TinyVaeImpl::linear_encode(const at::Tensor& padded) {
+  const int64_t N = padded.size(0), T = padded.size(1) / 4, H = padded.size(3), W = padded.size(4);
+  auto packed = at::pixel_unshuffle(padded.reshape({N * T, 4 * 3, H, W}), 8);  // [N*T, 768, H/8, W/8]
+  auto z = encoder_linear->forward(packed);
+  return z.view({N, T, z.size(1), z.size(2), z.size(3)});
+}
+
+std::vector<at::Tensor> TinyVaeImpl::encoder_parameters() const {
+  auto params = encoder->parameters();
+  if (encoder_linear) params.push_back(encoder_linear->weight), params.push_back(encoder_linear->bias);
+  return params;
+}
+
+std::vector<at::Tensor> TinyVaeImpl::decoder_parameters() const {
+  auto params = decoder->parameters();
+  if (decoder_linear) params.push_back(decoder_linear->weight), params.push_back(decoder_linear->bias);
+  return params;
+}
+
+at::Tensor TinyVaeImpl::linear_decode(const at::Tensor& latents) {
+  const int64_t N = latents.size(0), T = latents.size(1);
+  auto frames = at::pixel_shuffle(decoder_linear->forward(latents.flatten(0, 1)), 8);  // [N*T, 12, H, W]
+  return frames.view({N, 4 * T, 3, frames.size(2), frames.size(3)});
 }
 
 at::Tensor TinyVaeImpl::encode(const at::Tensor& frames) {
@@ -168,13 +200,16 @@ at::Tensor TinyVaeImpl::encode(const at::Tensor& frames) {
               "TinyVae::encode: height and width must be multiples of 8, got ", frames.size(3), "x", frames.size(4));
   // Frame 0 stands alone in latent 0: pad the front with three copies of it.
   auto first = frames.narrow(1, 0, 1).expand({-1, 3, -1, -1, -1});
-  return apply_parallel(encoder, at::cat({first, frames}, 1));
+  const auto padded = at::cat({first, frames}, 1);  // [N, 3 + F, 3, H, W]
+  auto latents = apply_parallel(encoder, padded);
+  return encoder_linear ? latents + linear_encode(padded) : latents;
 }
 
 at::Tensor TinyVaeImpl::decode(const at::Tensor& latents, bool clamp) {
   TORCH_CHECK(latents.dim() == 5 && latents.size(2) == config_.latent_channels,
               "TinyVae::decode: latents must be [N, T, ", config_.latent_channels, ", h, w], got ", latents.sizes());
   auto frames = apply_parallel(decoder, latents);  // [N, 4T, 3, H, W]
+  if (decoder_linear) frames = frames + linear_decode(latents);
   frames = frames.narrow(1, 3, frames.size(1) - 3);
   return clamp ? frames.clamp(0, 1) : frames;
 }
@@ -214,6 +249,10 @@ TinyVae widen_decoder(TinyVae& narrow, const std::vector<int64_t>& decoder_width
   torch::NoGradGuard no_grad;
   const auto encoder = narrow->encoder->named_parameters();
   for (auto& p : wide->encoder->named_parameters()) p.value().copy_(encoder[p.key()]);
+  if (narrow->encoder_linear) {  // the linear path reads no decoder width: copied as it is
+    wide->encoder_linear->weight.copy_(narrow->encoder_linear->weight), wide->encoder_linear->bias.copy_(narrow->encoder_linear->bias);
+    wide->decoder_linear->weight.copy_(narrow->decoder_linear->weight), wide->decoder_linear->bias.copy_(narrow->decoder_linear->bias);
+  }
   for (size_t i = 0; i < narrow->decoder->size(); ++i) {
     auto& old_layer = *narrow->decoder->ptr(i);
     auto& new_layer = *wide->decoder->ptr(i);
@@ -228,6 +267,49 @@ TinyVae widen_decoder(TinyVae& narrow, const std::vector<int64_t>& decoder_width
     }
   }
   return wide;
+}
+
+TinyVae with_linear_path(TinyVae& vae) {
+  TinyVaeConfig config = vae->config();
+  config.linear_path = true;
+  TinyVae out(config);
+  out->to(vae->parameters().front().device());
+  torch::NoGradGuard no_grad;
+  const auto old = vae->named_parameters();
+  for (auto& p : out->named_parameters())
+    if (const auto* value = old.find(p.key())) p.value().copy_(*value);
+  return out;
+}
+
+void fit_linear_path(TinyVae& vae, const at::Tensor& clips, double latent_std) {
+  TORCH_CHECK(vae->config().linear_path, "fit_linear_path: this autoencoder has no linear path (config.linear_path)");
+  TORCH_CHECK(clips.dim() == 5 && clips.size(2) == 3 && (clips.size(1) - 1) % 4 == 0,
+              "fit_linear_path: clips must be [N, 1 + 4k, 3, H, W], got ", clips.sizes());
+  torch::NoGradGuard no_grad;
+  const int64_t C = vae->config().latent_channels;
+  const auto padded = at::cat({clips.narrow(1, 0, 1).expand({-1, 3, -1, -1, -1}), clips}, 1).to(at::kCPU, at::kDouble);
+  const int64_t N = padded.size(0), T = padded.size(1) / 4, H = padded.size(3), W = padded.size(4);
+  const auto rows = at::pixel_unshuffle(padded.reshape({N * T, 12, H, W}), 8)  // [N*T, 768, h, w]
+                        .permute({0, 2, 3, 1}).reshape({-1, 4 * 3 * 64});       // [M, 768]: one per latent pixel
+  TORCH_CHECK(rows.size(0) > C, "fit_linear_path: ", rows.size(0), " pixel groups cannot fit ", C, " components");
+  const auto mean = rows.mean(0);                                 // [768]
+  const auto centred = rows - mean;
+  const auto covariance = centred.t().mm(centred) / static_cast<double>(rows.size(0));
+  auto [variance, basis] = at::linalg_eigh(covariance);          // ascending
+  const auto top = basis.narrow(1, basis.size(1) - C, C).flip(1);  // [768, C], largest first
+  const auto scale = variance.narrow(0, variance.size(0) - C, C).flip(0).clamp_min(1e-12).sqrt() / latent_std;  // [C]
+  const auto encode_w = top.t() / scale.unsqueeze(1);            // [C, 768]
+  const auto decode_w = top * scale.unsqueeze(0);                // [768, C]
+  auto set = [](at::Tensor& param, const at::Tensor& value) { param.copy_(value.view(param.sizes())); };
+  set(vae->encoder_linear->weight, encode_w);
+  set(vae->encoder_linear->bias, -encode_w.mv(mean));
+  set(vae->decoder_linear->weight, decode_w);
+  set(vae->decoder_linear->bias, mean);
+  for (auto* half : {&vae->encoder, &vae->decoder}) {  // the convolutional paths' output convs
+    auto& last = *(*half)->ptr((*half)->size() - 1)->as<nn::Conv2d>();
+    last.weight.zero_();
+    if (last.bias.defined()) last.bias.zero_();
+  }
 }
 
 StreamingDecoder::StreamingDecoder(TinyVae vae) : vae_(std::move(vae)) { reset(); }
@@ -262,9 +344,11 @@ at::Tensor StreamingDecoder::push(const at::Tensor& latent) {
   TORCH_CHECK(latent.dim() == 4, "StreamingDecoder::push: latent must be [N, C, h, w], got ", latent.sizes());
   std::vector<at::Tensor> frames;
   run(0, latent, frames);  // 4 frames per latent
+  auto four = at::stack(frames, 1);  // [N, 4, 3, H, W]
+  if (vae_->decoder_linear) four = four + vae_->linear_decode(latent.unsqueeze(1));
   const int64_t skip = latents_seen_ == 0 ? 3 : 0;  // the decoder's three leading frames are dropped
   ++latents_seen_;
-  return at::stack(std::vector<at::Tensor>(frames.begin() + skip, frames.end()), 1).clamp(0, 1);
+  return four.narrow(1, skip, 4 - skip).clamp(0, 1);
 }
 
 }  // namespace ms

@@ -12,6 +12,11 @@
 // frames 4k-3 .. 4k. The encoder pads the front with three copies of frame 0; the decoder drops the first three of
 // the 4T frames it makes. So F = 1 + 4k frames <-> T = 1 + k latents.
 // Module and parameter names follow the public TAEHV layout (encoder.N / decoder.N by sequence index).
+//
+// Linear path (config.linear_path, off in the public presets): a 1x1 conv each way between one latent pixel and the
+// 4 x 3 x 8 x 8 pixels it stands for, added to the convolutional encoder's latent and decoder's frames. Initialised
+// from the principal components of world clips (fit_linear_path), it makes the autoencoder start as the best linear
+// codec of its size; the convolutional paths then learn what a linear codec cannot.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -30,6 +35,7 @@ struct TinyVaeConfig {
   int64_t latent_channels = 16;
   int64_t encoder_width = 64;
   std::vector<int64_t> decoder_widths{256, 128, 64, 64};  // stage widths and the final conv width
+  bool linear_path = false;
   void validate() const;
 };
 // "taehv-wan": the public Wan preset (16 latent channels, 64 / 256-128-64-64); "cpu": the bundled CPU preset.
@@ -78,6 +84,16 @@ class TinyVaeImpl : public torch::nn::Module {
   at::Tensor decode(const at::Tensor& latents, bool clamp = true);
 
   torch::nn::ModuleList encoder{nullptr}, decoder{nullptr};
+  // config.linear_path only: [C, 4*3*64] and [4*3*64, C] 1x1 convs, channel (frame j, colour c, row y, column x) =
+  // ((j * 3 + c) * 8 + y) * 8 + x, as pixel_unshuffle packs it.
+  torch::nn::Conv2d encoder_linear{nullptr}, decoder_linear{nullptr};
+  // The linear path alone (both need config.linear_path). padded: [N, 4T, 3, H, W] (frame 0 already repeated) ->
+  // [N, T, C, H/8, W/8]; latents [N, T, C, h, w] -> [N, 4T, 3, 8h, 8w] (before dropping the three leading frames).
+  at::Tensor linear_encode(const at::Tensor& padded);
+  at::Tensor linear_decode(const at::Tensor& latents);
+  // Each half's weights, the linear path's included.
+  std::vector<at::Tensor> encoder_parameters() const;
+  std::vector<at::Tensor> decoder_parameters() const;
 
  private:
   TinyVaeConfig config_;
@@ -89,6 +105,16 @@ TORCH_MODULE(TinyVae);
 // those weights off zero (the new channels' own weights start random, so they do get gradients). The encoder is
 // copied as it is. Lets a decoder grow without forgetting what it learnt. Throws naming the width that shrinks.
 TinyVae widen_decoder(TinyVae& narrow, const std::vector<int64_t>& decoder_widths);
+
+// A copy of `vae` with a linear path added (config.linear_path; its weights random until fit_linear_path).
+TinyVae with_linear_path(TinyVae& vae);
+
+// Makes the autoencoder the best linear codec of its size for `clips` [N, F, 3, H, W] (F = 1 + 4k): the linear path
+// becomes the projection onto the top `latent_channels` principal components of the 4 x 3 x 8 x 8 pixel groups the
+// encoder sees (frame 0 repeated four times, as encode pads it), each component scaled to standard deviation
+// `latent_std` in the latent; the convolutional paths' last convs are zeroed so they add nothing until trained.
+// Needs config.linear_path.
+void fit_linear_path(TinyVae& vae, const at::Tensor& clips, double latent_std = 0.5);
 
 // Decodes latents one at a time with per-layer memory: each latent gives its 4 frames (1 for the very first,
 // after the 3 leading frames are dropped) as soon as it arrives. Equals TinyVae::decode of the whole sequence.
