@@ -227,3 +227,32 @@ TEST(VaeTrainer, LinearPathRunStartsFromItsFitAndResumes) {
     EXPECT_NE(std::string(e.what()).find("linear_path"), std::string::npos) << e.what();
   }
 }
+
+// The loss weights: L1 alone logs a loss equal to its L1; MSE alone, on the same first step (same weights, same
+// clips, so the same L1), a loss between L1^2 (Jensen) and L1 (errors below 1); nonsense weights are refused.
+TEST(VaeTrainer, LossWeightsChooseTheObjective) {
+  VaeTrainConfig l1_only = tiny_run(1);
+  l1_only.gradient_weight = 0, l1_only.latent_weight = 0;
+  VaeTrainConfig mse_only = l1_only;
+  mse_only.l1_weight = 0, mse_only.mse_weight = 1;
+  const auto a = test::temp_dir("vae_l1_only"), b = test::temp_dir("vae_mse_only");
+  train_vae(l1_only, a.string());
+  train_vae(mse_only, b.string());
+  const auto row_a = read_log(a / "log.jsonl").at(0), row_b = read_log(b / "log.jsonl").at(0);
+  EXPECT_NEAR(row_a["loss"].get<double>(), row_a["l1"].get<double>(), 1e-9);
+  const double l1 = row_b["l1"].get<double>(), mse = row_b["loss"].get<double>();
+  EXPECT_NEAR(l1, row_a["l1"].get<double>(), 1e-9);
+  EXPECT_GE(mse, l1 * l1);
+  EXPECT_LT(mse, l1);
+
+  for (auto [l1_weight, mse_weight] : {std::pair{0.0, 0.0}, std::pair{-1.0, 1.0}}) {
+    VaeTrainConfig bad = tiny_run(1);
+    bad.l1_weight = l1_weight, bad.mse_weight = mse_weight;
+    try {
+      bad.validate();
+      FAIL() << "accepted l1_weight " << l1_weight << ", mse_weight " << mse_weight;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("weight"), std::string::npos) << e.what();
+    }
+  }
+}

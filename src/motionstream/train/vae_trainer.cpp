@@ -36,6 +36,9 @@ void VaeTrainConfig::validate() const {
   positive("lr", lr);
   positive("validate_every", validate_every);
   positive("validation_clips", validation_clips);
+  if (l1_weight < 0 || mse_weight < 0 || gradient_weight < 0 || latent_weight < 0 || !(l1_weight + mse_weight > 0))
+    throw std::invalid_argument("VaeTrainConfig: loss weights must be >= 0 with l1_weight + mse_weight > 0, got l1 " +
+                                std::to_string(l1_weight) + ", mse " + std::to_string(mse_weight));
   if (pool_size < 0 || fresh_per_step < 0) throw std::invalid_argument("VaeTrainConfig: pool_size and fresh_per_step must be >= 0");
   if (pool() < batch || fresh() > pool())
     throw std::invalid_argument("VaeTrainConfig: need batch <= pool_size and fresh_per_step <= pool_size, got batch " +
@@ -218,9 +221,11 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
                      .narrow(0, parallel.slice_begin(c.batch), parallel.slice_size(c.batch));  // [B / W, F, 3, H, W]
     auto latents = vae->encode(clips);  // a frozen encoder records no graph: none of its inputs needs a gradient
     auto recon = vae->decode(latents, /*clamp=*/false);
-    auto l1 = (recon - clips).abs().mean();
+    const auto error = recon - clips;
+    auto l1 = error.abs().mean();
     auto edges = (spatial_gradients(recon) - spatial_gradients(clips)).abs().mean();
-    auto loss = l1 + c.gradient_weight * edges + c.latent_weight * latents.pow(2).mean();
+    auto loss = c.l1_weight * l1 + c.mse_weight * error.pow(2).mean() + c.gradient_weight * edges +
+                c.latent_weight * latents.pow(2).mean();
     optimizer.zero_grad();
     loss.backward();
     parallel.average_gradients(*vae);

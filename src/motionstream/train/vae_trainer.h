@@ -34,7 +34,8 @@ struct VaeTrainConfig {
   int64_t pool_size = 0, fresh_per_step = 0;
   int64_t steps = 20000;
   double lr = 1e-3, weight_decay = 1e-4, grad_clip = 1.0, warmup_steps = 200;
-  double gradient_weight = 0.5, latent_weight = 1e-3;
+  // loss = l1_weight * L1 + mse_weight * MSE + gradient_weight * L1 of spatial gradients + latent_weight * mean z^2
+  double l1_weight = 1.0, mse_weight = 0.0, gradient_weight = 0.5, latent_weight = 1e-3;
   double checkpoint_minutes = 3.0;
   int64_t validate_every = 500, validation_clips = 8;
   uint64_t seed = 0;
@@ -50,7 +51,7 @@ struct VaeTrainConfig {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VaeTrainConfig, preset, init, train_encoder, decoder_widths, linear_path, width, height, frames,
                                                 batch, pool_size, fresh_per_step, steps, lr, weight_decay, grad_clip,
-                                                warmup_steps, gradient_weight, latent_weight, checkpoint_minutes,
+                                                warmup_steps, l1_weight, mse_weight, gradient_weight, latent_weight, checkpoint_minutes,
                                                 validate_every, validation_clips, seed, device, render_device, photos,
                                                 rank, world_size, master_port, master_addr)
 
