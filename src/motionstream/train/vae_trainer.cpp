@@ -203,8 +203,9 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
     constexpr int64_t kFitClips = 64;  // about 20k pixel groups at 128x128x9: ample for 768x768 covariances
     std::vector<uint64_t> seeds;
     for (int64_t i = 0; i < kFitClips; ++i) seeds.push_back(kLinearFitSeed + static_cast<uint64_t>(i));
-    fit_linear_path(vae, render_batch(c, seeds, photos.get(), device));
-    std::fprintf(stderr, "linear path fitted to %lld clips: validation PSNR %.2f dB\n", static_cast<long long>(kFitClips),
+    fit_linear_path(vae, render_batch(c, seeds, photos.get(), device));  // every rank: the same clips, the same fit
+    if (parallel.is_writer())
+      std::fprintf(stderr, "linear path fitted to %lld clips: validation PSNR %.2f dB\n", static_cast<long long>(kFitClips),
                  validation_psnr(vae, c, photos.get(), device));
   }
   ClipPool pool(clip_pool_config(world_spec(c.width, c.height, c.frames), c.batch, c.pool_size, c.fresh_per_step,
