@@ -54,6 +54,18 @@ at::Tensor apply_parallel(nn::ModuleList& layers, const at::Tensor& video) {
   return x.view({N, x.size(0) / N, x.size(1), x.size(2), x.size(3)});
 }
 
+// Frame 0 stands alone in latent 0: frames [N, F, 3, H, W] -> [N, 3 + F, 3, H, W], three copies of it in front.
+at::Tensor pad_first_frame(const at::Tensor& frames) {
+  return at::cat({frames.narrow(1, 0, 1).expand({-1, 3, -1, -1, -1}), frames}, 1);
+}
+
+// The pixels each latent pixel stands for, as the linear path reads them: padded [N, 4T, 3, H, W] ->
+// [N*T, 4*3*64, H/8, W/8], channel ((j * 3 + c) * 8 + y) * 8 + x for frame j, colour c, row y, column x.
+at::Tensor pixel_groups(const at::Tensor& padded) {
+  const int64_t N = padded.size(0), T = padded.size(1) / 4, H = padded.size(3), W = padded.size(4);
+  return at::pixel_unshuffle(padded.reshape({N * T, 4 * 3, H, W}), 8);
+}
+
 }  // namespace
 
 void TinyVaeConfig::validate() const {
@@ -168,21 +180,13 @@ TinyVaeImpl::TinyVaeImpl(const TinyVaeConfig& config) : config_(config) {
 }
 
 at::Tensor TinyVaeImpl::linear_encode(const at::Tensor& padded) {
-  const int64_t N = padded.size(0), T = padded.size(1) / 4, H = padded.size(3), W = padded.size(4);
-  auto packed = at::pixel_unshuffle(padded.reshape({N * T, 4 * 3, H, W}), 8);  // [N*T, 768, H/8, W/8]
-  auto z = encoder_linear->forward(packed);
-  return z.view({N, T, z.size(1), z.size(2), z.size(3)});
+  auto z = encoder_linear->forward(pixel_groups(padded));  // [N*T, C, H/8, W/8]
+  return z.view({padded.size(0), padded.size(1) / 4, z.size(1), z.size(2), z.size(3)});
 }
 
 std::vector<at::Tensor> TinyVaeImpl::encoder_parameters() const {
   auto params = encoder->parameters();
   if (encoder_linear) params.push_back(encoder_linear->weight), params.push_back(encoder_linear->bias);
-  return params;
-}
-
-std::vector<at::Tensor> TinyVaeImpl::decoder_parameters() const {
-  auto params = decoder->parameters();
-  if (decoder_linear) params.push_back(decoder_linear->weight), params.push_back(decoder_linear->bias);
   return params;
 }
 
@@ -198,9 +202,7 @@ at::Tensor TinyVaeImpl::encode(const at::Tensor& frames) {
   TORCH_CHECK((frames.size(1) - 1) % 4 == 0, "TinyVae::encode: frame count must be 1 + 4k, got ", frames.size(1));
   TORCH_CHECK(frames.size(3) % 8 == 0 && frames.size(4) % 8 == 0,
               "TinyVae::encode: height and width must be multiples of 8, got ", frames.size(3), "x", frames.size(4));
-  // Frame 0 stands alone in latent 0: pad the front with three copies of it.
-  auto first = frames.narrow(1, 0, 1).expand({-1, 3, -1, -1, -1});
-  const auto padded = at::cat({first, frames}, 1);  // [N, 3 + F, 3, H, W]
+  const auto padded = pad_first_frame(frames);  // [N, 3 + F, 3, H, W]
   auto latents = apply_parallel(encoder, padded);
   return encoder_linear ? latents + linear_encode(padded) : latents;
 }
@@ -287,10 +289,8 @@ void fit_linear_path(TinyVae& vae, const at::Tensor& clips, double latent_std) {
               "fit_linear_path: clips must be [N, 1 + 4k, 3, H, W], got ", clips.sizes());
   torch::NoGradGuard no_grad;
   const int64_t C = vae->config().latent_channels;
-  const auto padded = at::cat({clips.narrow(1, 0, 1).expand({-1, 3, -1, -1, -1}), clips}, 1).to(at::kCPU, at::kDouble);
-  const int64_t N = padded.size(0), T = padded.size(1) / 4, H = padded.size(3), W = padded.size(4);
-  const auto rows = at::pixel_unshuffle(padded.reshape({N * T, 12, H, W}), 8)  // [N*T, 768, h, w]
-                        .permute({0, 2, 3, 1}).reshape({-1, 4 * 3 * 64});       // [M, 768]: one per latent pixel
+  const auto rows = pixel_groups(pad_first_frame(clips.to(at::kCPU, at::kDouble)))  // [N*T, 768, h, w]
+                        .permute({0, 2, 3, 1}).reshape({-1, 4 * 3 * 64});               // [M, 768]: one per latent pixel
   TORCH_CHECK(rows.size(0) > C, "fit_linear_path: ", rows.size(0), " pixel groups cannot fit ", C, " components");
   const auto mean = rows.mean(0);                                 // [768]
   const auto centred = rows - mean;

@@ -91,9 +91,8 @@ class TinyVaeImpl : public torch::nn::Module {
   // [N, T, C, H/8, W/8]; latents [N, T, C, h, w] -> [N, 4T, 3, 8h, 8w] (before dropping the three leading frames).
   at::Tensor linear_encode(const at::Tensor& padded);
   at::Tensor linear_decode(const at::Tensor& latents);
-  // Each half's weights, the linear path's included.
+  // The encoder's weights, the linear path's half included.
   std::vector<at::Tensor> encoder_parameters() const;
-  std::vector<at::Tensor> decoder_parameters() const;
 
  private:
   TinyVaeConfig config_;
