@@ -5,10 +5,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <functional>
 #include <string>
 
 #include "motionstream/tracks/camera.h"
+#include "test_util.h"
 
 using namespace ms;
 
@@ -40,15 +40,6 @@ void expect_at(const TrackSet& t, int64_t frame, int64_t point, double x, double
 }
 
 bool visible(const TrackSet& t, int64_t frame, int64_t point) { return t.visible[frame][point].item<bool>(); }
-
-void expect_error_naming(const std::function<void()>& call, const std::string& name) {
-  try {
-    call();
-    ADD_FAILURE() << "no error for " << name;
-  } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
-  }
-}
 
 }  // namespace
 
@@ -225,25 +216,25 @@ TEST(Camera, ParseMoves) {
   const auto moves = parse_camera_moves("dolly:0.5,pan:15");
   ASSERT_EQ(moves.size(), 2u);
   EXPECT_EQ(moves[1].kind, "pan");
-  expect_error_naming([] { parse_camera_move("wobble:1"); }, "move.kind");
-  expect_error_naming([] { parse_camera_move("pan"); }, "kind:amount");
-  expect_error_naming([] { parse_camera_move("pan:abc"); }, "amount");
-  expect_error_naming([] { parse_camera_move("pan:15deg"); }, "amount");
-  expect_error_naming([] { parse_camera_move("zoom:0"); }, "zoom");
-  expect_error_naming([] { parse_camera_move("orbit:20@-1"); }, "target_depth");
-  expect_error_naming([] { parse_camera_move("dolly_zoom:3@2"); }, "target_depth");
-  expect_error_naming([] { parse_camera_moves("pan:1,"); }, "kind:amount");
+  test::expect_invalid_argument([] { parse_camera_move("wobble:1"); }, "move.kind");
+  test::expect_invalid_argument([] { parse_camera_move("pan"); }, "kind:amount");
+  test::expect_invalid_argument([] { parse_camera_move("pan:abc"); }, "amount");
+  test::expect_invalid_argument([] { parse_camera_move("pan:15deg"); }, "amount");
+  test::expect_invalid_argument([] { parse_camera_move("zoom:0"); }, "zoom");
+  test::expect_invalid_argument([] { parse_camera_move("orbit:20@-1"); }, "target_depth");
+  test::expect_invalid_argument([] { parse_camera_move("dolly_zoom:3@2"); }, "target_depth");
+  test::expect_invalid_argument([] { parse_camera_moves("pan:1,"); }, "kind:amount");
 }
 
 TEST(Camera, BadInputsNameTheArgument) {
   const auto moves = parse_camera_moves("pan:5");
-  expect_error_naming([&] { camera_tracks(flat(2.0), points({{100, 5}}), moves, 3); }, "query_xy");
-  expect_error_naming([&] { camera_tracks(flat(-1.0), points({{5, 5}}), moves, 3); }, "depth");
-  expect_error_naming([&] { camera_tracks(at::ones({4}), points({{0, 0}}), moves, 3); }, "depth");
-  expect_error_naming([&] { camera_tracks(flat(2.0), points({{5, 5}}), moves, 0); }, "frames");
-  expect_error_naming([&] { camera_tracks(flat(2.0), points({{5, 5}}), {CameraMove{"spin", 1, 0}}, 3); },
+  test::expect_invalid_argument([&] { camera_tracks(flat(2.0), points({{100, 5}}), moves, 3); }, "query_xy");
+  test::expect_invalid_argument([&] { camera_tracks(flat(-1.0), points({{5, 5}}), moves, 3); }, "depth");
+  test::expect_invalid_argument([&] { camera_tracks(at::ones({4}), points({{0, 0}}), moves, 3); }, "depth");
+  test::expect_invalid_argument([&] { camera_tracks(flat(2.0), points({{5, 5}}), moves, 0); }, "frames");
+  test::expect_invalid_argument([&] { camera_tracks(flat(2.0), points({{5, 5}}), {CameraMove{"spin", 1, 0}}, 3); },
                       "move.kind");
   // A dolly-zoom through its subject (the centre depth, 2 m) has no focal length left.
-  expect_error_naming([&] { camera_tracks(flat(2.0), points({{5, 5}}), parse_camera_moves("dolly_zoom:2"), 3); },
+  test::expect_invalid_argument([&] { camera_tracks(flat(2.0), points({{5, 5}}), parse_camera_moves("dolly_zoom:2"), 3); },
                       "dolly_zoom");
 }

@@ -3,11 +3,11 @@
 
 #include <ATen/ATen.h>
 
-#include <functional>
 #include <string>
 
 #include "motionstream/tracks/live_tracks.h"
 #include "motionstream/tracks/track_warp.h"
+#include "test_util.h"
 
 using namespace ms;
 
@@ -19,15 +19,6 @@ void expect_at(const TrackSet& t, int64_t frame, int64_t point, double x, double
 }
 
 bool visible(const TrackSet& t, int64_t frame, int64_t point) { return t.visible[frame][point].item<bool>(); }
-
-void expect_error_containing(const std::function<void()>& call, const std::string& text) {
-  try {
-    call();
-    ADD_FAILURE() << "no error for " << text;
-  } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
-  }
-}
 
 }  // namespace
 
@@ -86,7 +77,7 @@ TEST(LiveTracks, PinsHoldPathsPlayAndTrackOrderIsStable) {
   expect_at(u, 0, 6, 60, 60);
   live.clear();
   EXPECT_TRUE(live.empty());
-  expect_error_containing([&] { live.tracks(5); }, "no controls");
+  test::expect_invalid_argument([&] { live.tracks(5); }, "no controls");
 }
 
 TEST(LiveTracks, PointsDraggedOutOfTheImageAreInvisibleAndBadInputIsNamed) {
@@ -96,12 +87,12 @@ TEST(LiveTracks, PointsDraggedOutOfTheImageAreInvisibleAndBadInputIsNamed) {
   const TrackSet t = live.tracks(3);
   EXPECT_TRUE(visible(t, 0, 0));
   EXPECT_FALSE(visible(t, 1, 0));
-  expect_error_containing([&] { live.pin(0, {64, 10}); }, "outside the 64x64 image");
-  expect_error_containing([&] { live.pin(-2, {1, 1}); }, "pin.frame");
-  expect_error_containing([&] { live.drag_down(0, {1, 1}, 0, 4.0); }, "drag.grid");
-  expect_error_containing([&] { live.drag_down(0, {1, 1}, 3, -1.0); }, "drag.spacing");
-  expect_error_containing([&] { live.path(0, {}, 10); }, "path.points");
-  expect_error_containing([&] { live.drag_move(0, {NAN, 1}); }, "finite");
+  test::expect_invalid_argument([&] { live.pin(0, {64, 10}); }, "outside the 64x64 image");
+  test::expect_invalid_argument([&] { live.pin(-2, {1, 1}); }, "pin.frame");
+  test::expect_invalid_argument([&] { live.drag_down(0, {1, 1}, 0, 4.0); }, "drag.grid");
+  test::expect_invalid_argument([&] { live.drag_down(0, {1, 1}, 3, -1.0); }, "drag.spacing");
+  test::expect_invalid_argument([&] { live.path(0, {}, 10); }, "path.points");
+  test::expect_invalid_argument([&] { live.drag_move(0, {NAN, 1}); }, "finite");
 }
 
 TEST(TrackWarp, ContentNearATrackMovesWithItAndFarContentHoldsStill) {

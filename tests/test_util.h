@@ -1,10 +1,12 @@
 // Helpers shared by the tests.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -13,6 +15,16 @@
 #include "motionstream/stream/streaming_generator.h"
 
 namespace ms::test {
+
+// `call` throws std::invalid_argument whose message contains `text`.
+inline void expect_invalid_argument(const std::function<void()>& call, const std::string& text) {
+  try {
+    call();
+    ADD_FAILURE() << "no error for " << text;
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+  }
+}
 
 // Every parameter random, including the head and the track-channel patch weights that training starts at zero,
 // so that every input path visibly moves the output.
