@@ -1,5 +1,6 @@
 // The TAEHV-style autoencoder: layout, frame bookkeeping, streaming decode against whole-sequence decode.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <torch/torch.h>
 
@@ -163,4 +164,62 @@ TEST(TinyVae, LinearPathStartsAsThePrincipalComponentCodec) {
   } catch (const c10::Error& e) {
     EXPECT_NE(std::string(e.what()).find("linear_path"), std::string::npos) << e.what();
   }
+}
+
+// The linear decoder, refitted over a trained convolutional decoder, is the least-squares best correction of what
+// that decoder leaves: the gradient of the squared error of decode's frames with respect to it vanishes (computed
+// independently, by autograd through decode). Enlarging its kernel first changes nothing; the refit then lowers the
+// error, leaves the encoder and so the latents alone, and streams as the whole decode does.
+TEST(TinyVae, LinearDecoderFitIsTheLeastSquaresCorrectionOfTheConvolutionalDecoder) {
+  TinyVaeConfig config = tiny_vae_preset("cpu");
+  config.linear_path = true;
+  TinyVae vae(config);
+  randomize(vae, 7);
+  auto gen = at::detail::createCPUGenerator(8);
+  const auto coarse = at::empty({4 * 9, 3, 4, 6}).uniform_(0, 1, gen);
+  const auto clips = at::upsample_bilinear2d(coarse, {32, 48}, false).view({4, 9, 3, 32, 48});  // [N, F, 3, H, W]
+  fit_linear_path(vae, clips, 0.5);
+  {
+    torch::NoGradGuard no_grad;  // a "trained" convolutional decoder: its output conv off zero again
+    auto& last = *vae->decoder->ptr(vae->decoder->size() - 1)->as<torch::nn::Conv2d>();
+    last.weight.normal_(0.0, 0.02, gen);
+  }
+  auto squared_error = [&](TinyVae& model) {
+    torch::NoGradGuard no_grad;
+    return (model->decode(model->encode(clips), /*clamp=*/false) - clips).pow(2).sum().item<double>();
+  };
+  auto linear_gradient_norm = [&](TinyVae& model) {  // |d error / d decoder_linear|, weight and bias together
+    const auto latents = [&] { torch::NoGradGuard no_grad; return model->encode(clips); }();
+    model->zero_grad();
+    (model->decode(latents, /*clamp=*/false) - clips).pow(2).sum().backward();
+    return at::cat({model->decoder_linear->weight.grad().flatten(), model->decoder_linear->bias.grad()}).norm().item<double>();
+  };
+
+  TinyVae wide = with_linear_path(vae, 3);
+  EXPECT_EQ(wide->decoder_linear->weight.size(3), 3);
+  torch::NoGradGuard outer;
+  const auto latents = vae->encode(clips);
+  EXPECT_LT(test::max_abs_diff(wide->decode(latents, false), vae->decode(latents, false)), 1e-6);
+  {
+    at::AutoGradMode grad(true);
+    const double before_error = squared_error(wide), before_gradient = linear_gradient_norm(wide);
+    fit_linear_decoder(wide, clips);
+    const double after_error = squared_error(wide), after_gradient = linear_gradient_norm(wide);
+    EXPECT_GT(before_gradient, 1.0);
+    EXPECT_LT(after_gradient, 1e-4 * before_gradient);
+    EXPECT_LT(after_error, 0.9 * before_error);
+  }
+  EXPECT_EQ(test::max_abs_diff(wide->encode(clips), latents), 0.0);
+
+  StreamingDecoder stream(wide);
+  std::vector<at::Tensor> pieces;
+  for (int64_t t = 0; t < latents.size(1); ++t) pieces.push_back(stream.push(latents.select(1, t)));
+  EXPECT_LT(test::max_abs_diff(at::cat(pieces, 1), wide->decode(latents)), 1e-5);
+
+  test::expect_invalid_argument([&] { with_linear_path(wide, 1); }, "would shrink from 3 to 1");
+  nlohmann::json saved = wide->config();
+  EXPECT_EQ(saved.at("linear_decoder_kernel"), 3);
+  EXPECT_FALSE(nlohmann::json(vae->config()).contains("linear_decoder_kernel"));  // the default is not written
+  saved["linear_decoder_kernel"] = 2;
+  test::expect_invalid_argument([&] { saved.get<TinyVaeConfig>(); }, "linear_decoder_kernel must be odd");
 }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "motionstream/io/safetensors.h"
+#include "motionstream/model/vae/latent_codec.h"
 #include "motionstream/train/vae_trainer.h"
 #include "motionstream/train/world.h"
 #include "test_util.h"
@@ -189,7 +190,8 @@ TEST(VaeTrainer, ValidationReconstructionNamesEachClipAndAveragesThem) {
 }
 
 // A run with a linear path fits it once, before its first step (a resumed run must not fit it again), starts far
-// below a plain run's loss, and exports a config that says it has the path.
+// below a plain run's loss, and exports a config that says it has the path; a decoder-only run from it may enlarge the
+// linear decoder.
 TEST(VaeTrainer, LinearPathRunStartsFromItsFitAndResumes) {
   VaeTrainConfig c = tiny_run(4);
   c.linear_path = true;
@@ -208,7 +210,23 @@ TEST(VaeTrainer, LinearPathRunStartsFromItsFitAndResumes) {
   decoder_only.init = linear.string();
   decoder_only.train_encoder = false;
   decoder_only.steps = 1;
-  train_vae(decoder_only, test::temp_dir("vae_linear_decoder_only").string());
+  const auto kept = test::temp_dir("vae_linear_decoder_only"), lapped = test::temp_dir("vae_linear_decoder_3x3");
+  train_vae(decoder_only, kept.string());
+  // A larger linear decoder kernel is fitted before the first step (the neighbours' taps start at zero, and the
+  // frozen path keeps what the fit gives them), over the same encoder: the init's latent statistics, the kernel recorded.
+  VaeTrainConfig wider = decoder_only;
+  wider.linear_decoder_kernel = 3;
+  train_vae(wider, lapped.string());
+  const auto taps = LatentCodec(lapped.string(), at::kCPU).vae()->decoder_linear->weight;  // [768, C, 3, 3]
+  EXPECT_EQ(taps.size(3), 3);
+  EXPECT_GT(taps.select(3, 0).abs().max().item<double>(), 1e-3);
+  const auto wider_json = nlohmann::json::parse(std::ifstream(lapped / "vae.json"));
+  EXPECT_EQ(wider_json["config"]["linear_decoder_kernel"], 3);
+  EXPECT_EQ(wider_json["latent_mean"], exported["latent_mean"]);
+  wider.linear_decoder_kernel = 2;
+  test::expect_invalid_argument([&] { wider.validate(); }, "linear_decoder_kernel must be odd");
+  wider.linear_decoder_kernel = 3, wider.linear_path = false;
+  test::expect_invalid_argument([&] { wider.validate(); }, "linear_decoder_kernel needs linear_path");
   decoder_only.init = plain.string();
   test::expect_invalid_argument([&] { train_vae(decoder_only, test::temp_dir("vae_linear_added_frozen").string()); },
                                 "linear_path");

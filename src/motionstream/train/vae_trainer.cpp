@@ -53,6 +53,11 @@ void VaeTrainConfig::validate() const {
   if (!train_encoder && init.empty())
     throw std::invalid_argument("VaeTrainConfig.train_encoder false needs `init`: a trained autoencoder to keep the "
                                 "encoder of");
+  if (linear_decoder_kernel < 0 || (linear_decoder_kernel > 0 && linear_decoder_kernel % 2 == 0))
+    throw std::invalid_argument("VaeTrainConfig.linear_decoder_kernel must be odd (or 0: init's), got " +
+                                std::to_string(linear_decoder_kernel));
+  if (linear_decoder_kernel > 0 && !linear_path)
+    throw std::invalid_argument("VaeTrainConfig.linear_decoder_kernel needs linear_path true");
   DistributedConfig{rank, world_size, master_addr, master_port}.validate();
   if (batch % world_size)
     throw std::invalid_argument("VaeTrainConfig: batch " + std::to_string(batch) + " does not split over " +
@@ -170,12 +175,16 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
     custom.decoder_widths = c.decoder_widths;
     vae = c.init.empty() ? TinyVae(custom) : widen_decoder(vae, c.decoder_widths);
   }
-  // A linear path new to this run is fitted at its first step (below), once the run knows it is not resuming.
-  const bool fit_linear = c.linear_path && !vae->config().linear_path;
+  // A linear path new to this run is fitted at its first step (below), once the run knows it is not resuming; so is
+  // a linear decoder whose kernel this run enlarges (the encoder, and so the latent space, then stays as it is).
+  const bool had_linear = vae->config().linear_path;
+  const int64_t kernel = c.linear_decoder_kernel > 0 ? c.linear_decoder_kernel : vae->config().linear_decoder_kernel;
+  const bool fit_linear = c.linear_path && !had_linear;
+  const bool fit_decoder = c.linear_path && had_linear && kernel != vae->config().linear_decoder_kernel;
   if (fit_linear && !c.train_encoder)
     throw std::invalid_argument("VaeTrainConfig.linear_path adds a linear path to " + c.init +
                                 ", which changes the encoder: it needs train_encoder true");
-  if (fit_linear) vae = with_linear_path(vae);
+  if (fit_linear || fit_decoder) vae = with_linear_path(vae, kernel);
   // Same encoder, same latent space: the export keeps the statistics the models in it were trained with, digit for
   // digit. Read now, beside the weights, so that a missing field stops the run before training, not at its end.
   nlohmann::json kept_statistics;
@@ -199,14 +208,16 @@ int64_t train_vae(const VaeTrainConfig& c, const std::string& run_dir, const Run
                                 torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay).betas({0.9, 0.99}));
   TrainingRun run(run_dir, "vae", c.steps, c.checkpoint_minutes, limits, {{"model", vae.get()}},
                   {{"optimizer", &optimizer}}, parallel.is_writer());
-  if (fit_linear && run.step() == 0) {
+  if ((fit_linear || fit_decoder) && run.step() == 0) {
     constexpr int64_t kFitClips = 64;  // about 20k pixel groups at 128x128x9: ample for 768x768 covariances
     std::vector<uint64_t> seeds;
     for (int64_t i = 0; i < kFitClips; ++i) seeds.push_back(kLinearFitSeed + static_cast<uint64_t>(i));
-    fit_linear_path(vae, render_batch(c, seeds, photos.get(), device));  // every rank: the same clips, the same fit
+    const auto fit_clips = render_batch(c, seeds, photos.get(), device);  // every rank: the same clips, the same fit
+    if (fit_linear) fit_linear_path(vae, fit_clips);
+    else fit_linear_decoder(vae, fit_clips);
     if (parallel.is_writer())
-      std::fprintf(stderr, "linear path fitted to %lld clips: validation PSNR %.2f dB\n", static_cast<long long>(kFitClips),
-                 validation_psnr(vae, c, photos.get(), device));
+      std::fprintf(stderr, "linear %s fitted to %lld clips: validation PSNR %.2f dB\n", fit_linear ? "path" : "decoder",
+                   static_cast<long long>(kFitClips), validation_psnr(vae, c, photos.get(), device));
   }
   ClipPool pool(clip_pool_config(world_spec(c.width, c.height, c.frames), c.batch, c.pool_size, c.fresh_per_step,
                                  c.seed, device, c.render_device),

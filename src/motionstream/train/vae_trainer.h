@@ -27,6 +27,9 @@ struct VaeTrainConfig {
   // Add a linear path (TinyVaeConfig.linear_path) fitted to world clips before the first step, so that training
   // starts from the best linear codec of the latent's size; kept as it is when `init` already has one.
   bool linear_path = false;
+  // The linear decoder's kernel (TinyVaeConfig.linear_decoder_kernel); 0 = that of `init` (1 for a new path). A
+  // larger kernel than init's is fitted at the first step (fit_linear_decoder) without touching the encoder.
+  int64_t linear_decoder_kernel = 0;
   int64_t width = 128, height = 128, frames = 17, batch = 4;
   // Rendered clips live in a pool of `pool_size`; each step renders `fresh_per_step` new ones into it and trains on
   // `batch` drawn from it. 0 = batch (every clip used once). A pool pays off where rendering, not the model, is
@@ -49,7 +52,8 @@ struct VaeTrainConfig {
   int64_t fresh() const { return fresh_per_step > 0 ? fresh_per_step : batch; }
   void validate() const;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VaeTrainConfig, preset, init, train_encoder, decoder_widths, linear_path, width, height, frames,
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VaeTrainConfig, preset, init, train_encoder, decoder_widths, linear_path,
+                                                linear_decoder_kernel, width, height, frames,
                                                 batch, pool_size, fresh_per_step, steps, lr, weight_decay, grad_clip,
                                                 warmup_steps, l1_weight, mse_weight, gradient_weight, latent_weight, checkpoint_minutes,
                                                 validate_every, validation_clips, seed, device, render_device, photos,

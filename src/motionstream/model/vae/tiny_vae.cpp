@@ -76,6 +76,9 @@ void TinyVaeConfig::validate() const {
                                 std::to_string(decoder_widths.size()));
   for (auto w : decoder_widths)
     if (w <= 0) throw std::invalid_argument("TinyVaeConfig.decoder_widths must be positive");
+  if (linear_decoder_kernel < 1 || linear_decoder_kernel % 2 == 0)
+    throw std::invalid_argument("TinyVaeConfig.linear_decoder_kernel must be odd and positive, got " +
+                                std::to_string(linear_decoder_kernel));
 }
 
 TinyVaeConfig tiny_vae_preset(const std::string& name) {
@@ -95,7 +98,9 @@ void to_json(nlohmann::json& j, const TinyVaeConfig& c) {
                      {"latent_channels", c.latent_channels},
                      {"encoder_width", c.encoder_width},
                      {"decoder_widths", c.decoder_widths}};
-  if (c.linear_path) j["linear_path"] = true;  // absent = false: files written before it existed read the same
+  // Written only when not the default, so that files written before a field existed read the same.
+  if (c.linear_path) j["linear_path"] = true;
+  if (c.linear_decoder_kernel != 1) j["linear_decoder_kernel"] = c.linear_decoder_kernel;
 }
 
 void from_json(const nlohmann::json& j, TinyVaeConfig& c) {
@@ -107,6 +112,7 @@ void from_json(const nlohmann::json& j, TinyVaeConfig& c) {
       else if (key == "encoder_width") out.encoder_width = value.get<int64_t>();
       else if (key == "decoder_widths") out.decoder_widths = value.get<std::vector<int64_t>>();
       else if (key == "linear_path") out.linear_path = value.get<bool>();
+      else if (key == "linear_decoder_kernel") out.linear_decoder_kernel = value.get<int64_t>();
       else throw std::invalid_argument("TinyVaeConfig." + key + ": unknown field");
     } catch (const nlohmann::json::exception& e) {
       throw std::invalid_argument("TinyVaeConfig." + key + ": bad value " + value.dump());
@@ -175,7 +181,8 @@ TinyVaeImpl::TinyVaeImpl(const TinyVaeConfig& config) : config_(config) {
   if (config_.linear_path) {
     constexpr int64_t kPixels = 4 * 3 * 8 * 8;  // one latent pixel's frames x colours x 8 x 8
     encoder_linear = register_module("encoder_linear", nn::Conv2d(nn::Conv2dOptions(kPixels, C, 1)));
-    decoder_linear = register_module("decoder_linear", nn::Conv2d(nn::Conv2dOptions(C, kPixels, 1)));
+    const int64_t k = config_.linear_decoder_kernel;
+    decoder_linear = register_module("decoder_linear", nn::Conv2d(nn::Conv2dOptions(C, kPixels, k).padding(k / 2)));
   }
 }
 
@@ -271,15 +278,29 @@ TinyVae widen_decoder(TinyVae& narrow, const std::vector<int64_t>& decoder_width
   return wide;
 }
 
-TinyVae with_linear_path(TinyVae& vae) {
+TinyVae with_linear_path(TinyVae& vae, int64_t decoder_kernel) {
   TinyVaeConfig config = vae->config();
   config.linear_path = true;
-  TinyVae out(config);
+  if (vae->config().linear_path && decoder_kernel < vae->config().linear_decoder_kernel)
+    throw std::invalid_argument("with_linear_path: the linear decoder kernel would shrink from " +
+                                std::to_string(vae->config().linear_decoder_kernel) + " to " +
+                                std::to_string(decoder_kernel));
+  config.linear_decoder_kernel = decoder_kernel;
+  TinyVae out(config);  // validates the kernel
   out->to(vae->parameters().front().device());
   torch::NoGradGuard no_grad;
   const auto old = vae->named_parameters();
-  for (auto& p : out->named_parameters())
-    if (const auto* value = old.find(p.key())) p.value().copy_(*value);
+  for (auto& p : out->named_parameters()) {
+    const auto* value = old.find(p.key());
+    if (!value) continue;
+    if (p.key() == "decoder_linear.weight" && value->sizes() != p.value().sizes()) {  // [768, C, k, k] <- [768, C, k', k']
+      const int64_t from = value->size(2), offset = (decoder_kernel - from) / 2;
+      p.value().zero_();
+      p.value().narrow(2, offset, from).narrow(3, offset, from).copy_(*value);
+    } else {
+      p.value().copy_(*value);
+    }
+  }
   return out;
 }
 
@@ -300,16 +321,59 @@ void fit_linear_path(TinyVae& vae, const at::Tensor& clips, double latent_std) {
   const auto scale = variance.narrow(0, variance.size(0) - C, C).flip(0).clamp_min(1e-12).sqrt() / latent_std;  // [C]
   const auto encode_w = top.t() / scale.unsqueeze(1);            // [C, 768]
   const auto decode_w = top * scale.unsqueeze(0);                // [768, C]
-  auto set = [](at::Tensor& param, const at::Tensor& value) { param.copy_(value.view(param.sizes())); };
-  set(vae->encoder_linear->weight, encode_w);
-  set(vae->encoder_linear->bias, -encode_w.mv(mean));
-  set(vae->decoder_linear->weight, decode_w);
-  set(vae->decoder_linear->bias, mean);
+  vae->encoder_linear->weight.copy_(encode_w.view(vae->encoder_linear->weight.sizes()));
+  vae->encoder_linear->bias.copy_(-encode_w.mv(mean));
+  auto& decoder = *vae->decoder_linear;  // the components' reconstruction at the kernel's centre tap
+  const int64_t centre = decoder.weight.size(2) / 2;
+  decoder.weight.zero_();
+  decoder.weight.select(3, centre).select(2, centre).copy_(decode_w);
+  decoder.bias.copy_(mean);
   for (auto* half : {&vae->encoder, &vae->decoder}) {  // the convolutional paths' output convs
     auto& last = *(*half)->ptr((*half)->size() - 1)->as<nn::Conv2d>();
     last.weight.zero_();
     if (last.bias.defined()) last.bias.zero_();
   }
+  if (decoder.weight.size(2) > 1) fit_linear_decoder(vae, clips);  // neighbours' components help where 1x1 cannot
+}
+
+void fit_linear_decoder(TinyVae& vae, const at::Tensor& clips) {
+  TORCH_CHECK(vae->config().linear_path, "fit_linear_decoder: this autoencoder has no linear path (config.linear_path)");
+  TORCH_CHECK(clips.dim() == 5 && clips.size(2) == 3 && clips.size(1) >= 5 && (clips.size(1) - 1) % 4 == 0,
+              "fit_linear_decoder: clips must be [N, 1 + 4k, 3, H, W] with k >= 1, got ", clips.sizes());
+  torch::NoGradGuard no_grad;
+  const bool was_training = vae->is_training();
+  vae->eval();
+  const int64_t C = vae->config().latent_channels, k = vae->config().linear_decoder_kernel;
+  const int64_t inputs = C * k * k + 1;  // a latent pixel's k x k neighbourhood (conv weight order), then 1 for the bias
+  const int64_t outputs = 4 * 3 * 64, last_frame = 3 * 3 * 64;  // channels from last_frame on: the group's 4th frame
+  const at::Device device = vae->parameters().front().device();
+  // Normal equations over every latent pixel, and over those of latent 0 apart: decode drops latent 0's first three
+  // frames (copies of frame 0 the encoder padded with), so those outputs are fitted without its rows.
+  auto gram = at::zeros({inputs, inputs}, at::kDouble), cross = at::zeros({inputs, outputs}, at::kDouble);
+  auto gram_first = gram.clone(), cross_first = cross.clone();
+  for (int64_t i = 0; i < clips.size(0); ++i) {  // one clip at a time: the pixel rows of many clips take gigabytes
+    const auto clip = clips.narrow(0, i, 1).to(device, at::kFloat);  // [1, F, 3, H, W]
+    const auto latents = vae->encode(clip);                            // [1, T, C, h, w]
+    const auto missed = pad_first_frame(clip) - apply_parallel(vae->decoder, latents);  // what the conv path leaves
+    const auto y = pixel_groups(missed).flatten(2).transpose(1, 2).to(at::kCPU, at::kDouble);  // [T, h*w, 768]
+    auto x = at::im2col(latents.squeeze(0), {k, k}, {1, 1}, {k / 2, k / 2}, {1, 1})  // [T, C*k*k, h*w], zero-padded
+                 .transpose(1, 2).to(at::kCPU, at::kDouble);
+    x = at::cat({x, at::ones({x.size(0), x.size(1), 1}, x.options())}, 2);  // [T, h*w, inputs]
+    gram += at::einsum("tri,trj->ij", {x, x});
+    cross += at::einsum("tri,tro->io", {x, y});
+    gram_first += x[0].t().mm(x[0]);
+    cross_first += x[0].t().mm(y[0]);
+  }
+  // A whisker of ridge keeps the solves well posed where a latent channel is (near) constant on these clips.
+  auto solve = [&](const at::Tensor& g, const at::Tensor& c) {
+    return at::linalg_solve(g + 1e-9 * g.diagonal().mean() * at::eye(inputs, g.options()), c);
+  };
+  const auto solution = at::cat({solve(gram - gram_first, (cross - cross_first).narrow(1, 0, last_frame)),
+                                 solve(gram, cross.narrow(1, last_frame, outputs - last_frame))}, 1);  // [inputs, 768]
+  auto& conv = *vae->decoder_linear;
+  conv.weight.copy_(solution.narrow(0, 0, inputs - 1).t().reshape(conv.weight.sizes()));
+  conv.bias.copy_(solution.select(0, inputs - 1));
+  vae->train(was_training);
 }
 
 StreamingDecoder::StreamingDecoder(TinyVae vae) : vae_(std::move(vae)) { reset(); }

@@ -13,10 +13,13 @@
 // the 4T frames it makes. So F = 1 + 4k frames <-> T = 1 + k latents.
 // Module and parameter names follow the public TAEHV layout (encoder.N / decoder.N by sequence index).
 //
-// Linear path (config.linear_path, off in the public presets): a 1x1 conv each way between one latent pixel and the
-// 4 x 3 x 8 x 8 pixels it stands for, added to the convolutional encoder's latent and decoder's frames. Initialised
-// from the principal components of world clips (fit_linear_path), it makes the autoencoder start as the best linear
-// codec of its size; the convolutional paths then learn what a linear codec cannot.
+// Linear path (config.linear_path, off in the public presets): a 1x1 conv from the 4 x 3 x 8 x 8 pixels a latent
+// pixel stands for to that latent pixel, and a k x k conv back (config.linear_decoder_kernel: each block of pixels
+// drawn from its latent pixel and k*k - 1 neighbours), added to the convolutional encoder's latent and decoder's
+// frames. Initialised from the principal components of world clips (fit_linear_path), it makes the autoencoder start
+// as the best linear codec of its size; the convolutional paths then learn what a linear codec cannot. A decoder
+// kernel of 3 lets each block borrow from its neighbours' components, which a 1x1 decoder cannot: smoother block
+// edges, same latent space.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -36,6 +39,7 @@ struct TinyVaeConfig {
   int64_t encoder_width = 64;
   std::vector<int64_t> decoder_widths{256, 128, 64, 64};  // stage widths and the final conv width
   bool linear_path = false;
+  int64_t linear_decoder_kernel = 1;  // odd; see above
   void validate() const;
 };
 // "taehv-wan": the public Wan preset (16 latent channels, 64 / 256-128-64-64); "cpu": the bundled CPU preset.
@@ -84,8 +88,8 @@ class TinyVaeImpl : public torch::nn::Module {
   at::Tensor decode(const at::Tensor& latents, bool clamp = true);
 
   torch::nn::ModuleList encoder{nullptr}, decoder{nullptr};
-  // config.linear_path only: [C, 4*3*64] and [4*3*64, C] 1x1 convs, channel (frame j, colour c, row y, column x) =
-  // ((j * 3 + c) * 8 + y) * 8 + x, as pixel_unshuffle packs it.
+  // config.linear_path only: a [C, 4*3*64] 1x1 conv and a [4*3*64, C] k x k conv, channel (frame j, colour c, row y,
+  // column x) = ((j * 3 + c) * 8 + y) * 8 + x, as pixel_unshuffle packs it.
   torch::nn::Conv2d encoder_linear{nullptr}, decoder_linear{nullptr};
   // The linear path alone (both need config.linear_path). padded: [N, 4T, 3, H, W] (frame 0 already repeated) ->
   // [N, T, C, H/8, W/8]; latents [N, T, C, h, w] -> [N, 4T, 3, 8h, 8w] (before dropping the three leading frames).
@@ -105,15 +109,25 @@ TORCH_MODULE(TinyVae);
 // copied as it is. Lets a decoder grow without forgetting what it learnt. Throws naming the width that shrinks.
 TinyVae widen_decoder(TinyVae& narrow, const std::vector<int64_t>& decoder_widths);
 
-// A copy of `vae` with a linear path added (config.linear_path; its weights random until fit_linear_path).
-TinyVae with_linear_path(TinyVae& vae);
+// A copy of `vae` with a linear path whose decoder kernel is `decoder_kernel`: a new path is random until
+// fit_linear_path; an existing one keeps its weights, its decoder's at the centre tap of the new kernel (so the copy
+// computes what `vae` computes until fit_linear_decoder). Throws if the kernel would shrink.
+TinyVae with_linear_path(TinyVae& vae, int64_t decoder_kernel = 1);
 
 // Makes the autoencoder the best linear codec of its size for `clips` [N, F, 3, H, W] (F = 1 + 4k): the linear path
 // becomes the projection onto the top `latent_channels` principal components of the 4 x 3 x 8 x 8 pixel groups the
 // encoder sees (frame 0 repeated four times, as encode pads it), each component scaled to standard deviation
-// `latent_std` in the latent; the convolutional paths' last convs are zeroed so they add nothing until trained.
+// `latent_std` in the latent; the convolutional paths' last convs are zeroed so they add nothing until trained. The
+// linear decoder is the components' reconstruction; a larger kernel is then fitted by fit_linear_decoder.
 // Needs config.linear_path.
 void fit_linear_path(TinyVae& vae, const at::Tensor& clips, double latent_std = 0.5);
+
+// Sets the linear decoder to the least-squares best for `clips` [N, F, 3, H, W] (F >= 5) given everything else: the
+// encoder as it is, and the convolutional decoder's frames, whose error it then corrects; best for the frames decode
+// returns (not the three it drops). Leaves the latent space as it is, so
+// a trained autoencoder can take it (with_linear_path to a larger kernel, then this) under models already trained
+// in its latents. Needs config.linear_path.
+void fit_linear_decoder(TinyVae& vae, const at::Tensor& clips);
 
 // Decodes latents one at a time with per-layer memory: each latent gives its 4 frames (1 for the very first,
 // after the 3 leading frames are dropped) as soon as it arrives. Equals TinyVae::decode of the whole sequence.
