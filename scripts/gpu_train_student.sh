@@ -5,6 +5,9 @@
 # models (not the optimizer states) are copied to $OUT with the logs. Needs .carry/include/nlohmann (see
 # scripts/gpu_bench.sh) unless BIN names a ready binary.
 #   TEACHER_MIN=4 CAUSAL_MIN=2 DMD_MIN=2 INIT=models/teacher-128/warp-hint/model HINT=true bash scripts/gpu_train_student.sh
+# CODEC names the autoencoder whose latents the teacher learns (default the bundled models/tiny-vae-128). With another
+# one, e.g. CODEC=models/tiny-vae-128-lapped, INIT still helps (the weights that read text and tracks carry over)
+# but the teacher relearns the latents: give it most of the minutes.
 # On this CPU, to check the plumbing: BIN=build/motionstream DEVICE=cpu TEACHER_MIN=0.3 CAUSAL_MIN=0.3 DMD_MIN=0.3 \
 #   BATCH=2 bash scripts/gpu_train_student.sh
 set -uo pipefail
@@ -12,6 +15,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu_out}
 DEVICE=${DEVICE:-cuda}
 INIT=${INIT:-models/teacher-128/run/model}   # the teacher to continue (a model folder)
+CODEC=${CODEC:-models/tiny-vae-128}          # the autoencoder (latent space) the teacher trains in
 COPY=${COPY:-false}                         # latent trajectory guidance (DitConfig::track_latent_copy)
 HINT=${HINT:-false}                         # the warp hint (DitConfig::track_warp_hint); not with COPY
 BATCH=${BATCH:-48}
@@ -35,7 +39,7 @@ reached() { tail -1 "$1/log.jsonl" | python3 -c 'import json,sys;print(json.load
 
 # 1. Teacher: a new run started from INIT (batch and noise schedule are a run's identity; the weights carry over).
 T="$RUNS/teacher"
-$BIN train teacher --run "$T" "${WORLD[@]}" --dit_preset cpu-small --codec models/tiny-vae-128 --frames 17 \
+$BIN train teacher --run "$T" "${WORLD[@]}" --dit_preset cpu-small --codec "$CODEC" --frames 17 \
   --batch "$BATCH" --pool_size $((BATCH * 8)) --fresh_per_step $((BATCH / 4 > 0 ? BATCH / 4 : 1)) --lr 3e-4 \
   --warmup_steps 100 --steps 100000 --validate_every 200 --validation_clips 8 --init_from "$INIT" \
   --track_latent_copy "$COPY" --track_warp_hint "$HINT" --max-minutes "$TEACHER_MIN" --export 2>"$OUT/teacher.err"
