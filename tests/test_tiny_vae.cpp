@@ -18,6 +18,14 @@ void randomize(TinyVae& vae, uint64_t seed) {  // biases too, so that zero input
     p.copy_(at::empty(p.sizes()).normal_(0.0, 1.0, gen) * std::sqrt(1.0 / fan_in));
   }
 }
+
+// [count, 9, 3, 32, 48] smooth random clips (a coarse random field upsampled), so that a few principal components of
+// their pixel groups carry most of the signal.
+at::Tensor smooth_clips(int64_t count, uint64_t seed) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  const auto coarse = at::empty({count * 9, 3, 4, 6}).uniform_(0, 1, gen);
+  return at::upsample_bilinear2d(coarse, {32, 48}, false).view({count, 9, 3, 32, 48});
+}
 }  // namespace
 
 TEST(TinyVae, PublicWanPresetUsesTheTaehvLayout) {
@@ -129,10 +137,7 @@ TEST(TinyVae, LinearPathStartsAsThePrincipalComponentCodec) {
   config.linear_path = true;
   TinyVae vae(config);
   randomize(vae, 5);
-  // Smooth random clips (a coarse random field upsampled), so that a few components carry most of the signal.
-  auto gen = at::detail::createCPUGenerator(6);
-  const auto coarse = at::empty({6 * 9, 3, 4, 6}).uniform_(0, 1, gen);
-  const auto clips = at::upsample_bilinear2d(coarse, {32, 48}, false).view({6, 9, 3, 32, 48});  // [N, F, 3, H, W]
+  const auto clips = smooth_clips(6, 6);  // [N, F, 3, H, W]
   fit_linear_path(vae, clips, 0.5);
 
   const int64_t N = 6, T = 3, C = 16;
@@ -175,14 +180,12 @@ TEST(TinyVae, LinearDecoderFitIsTheLeastSquaresCorrectionOfTheConvolutionalDecod
   config.linear_path = true;
   TinyVae vae(config);
   randomize(vae, 7);
-  auto gen = at::detail::createCPUGenerator(8);
-  const auto coarse = at::empty({4 * 9, 3, 4, 6}).uniform_(0, 1, gen);
-  const auto clips = at::upsample_bilinear2d(coarse, {32, 48}, false).view({4, 9, 3, 32, 48});  // [N, F, 3, H, W]
+  const auto clips = smooth_clips(4, 8);  // [N, F, 3, H, W]
   fit_linear_path(vae, clips, 0.5);
   {
     torch::NoGradGuard no_grad;  // a "trained" convolutional decoder: its output conv off zero again
     auto& last = *vae->decoder->ptr(vae->decoder->size() - 1)->as<torch::nn::Conv2d>();
-    last.weight.normal_(0.0, 0.02, gen);
+    last.weight.normal_(0.0, 0.02, at::detail::createCPUGenerator(9));
   }
   auto squared_error = [&](TinyVae& model) {
     torch::NoGradGuard no_grad;

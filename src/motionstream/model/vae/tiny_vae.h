@@ -124,9 +124,9 @@ void fit_linear_path(TinyVae& vae, const at::Tensor& clips, double latent_std = 
 
 // Sets the linear decoder to the least-squares best for `clips` [N, F, 3, H, W] (F >= 5) given everything else: the
 // encoder as it is, and the convolutional decoder's frames, whose error it then corrects; best for the frames decode
-// returns (not the three it drops). Leaves the latent space as it is, so
-// a trained autoencoder can take it (with_linear_path to a larger kernel, then this) under models already trained
-// in its latents. Needs config.linear_path.
+// returns (not the three it drops). Leaves the latent space as it is, so a trained autoencoder can take it
+// (with_linear_path to a larger kernel, then this) under models already trained in its latents. Needs
+// config.linear_path.
 void fit_linear_decoder(TinyVae& vae, const at::Tensor& clips);
 
 // Decodes latents one at a time with per-layer memory: each latent gives its 4 frames (1 for the very first,
